@@ -1,0 +1,59 @@
+"""The small interfaces between the workflows and the outside world, in our vocabulary.
+
+One Protocol per external system. Adapters (receiver/adapters) implement them and
+translate their library's exceptions into `receiver.errors`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from receiver.domain.model import BmcTarget, ComputeService, Migration, PowerState, Server
+
+
+class PowerController(Protocol):
+    """A host's power, through its BMC.
+
+    Errors: BmcUnreachable (no answer in time), BmcRefused (login or command refused).
+    Neither method ever includes the password in an error or a log line.
+    """
+
+    def power_off(self, target: BmcTarget) -> None:
+        """Ask for a hard power-off. Returns once the BMC accepted the command;
+        it proves nothing: read `power_state` back."""
+        ...
+
+    def power_on(self, target: BmcTarget) -> None: ...
+
+    def power_state(self, target: BmcTarget) -> PowerState: ...
+
+
+class Compute(Protocol):
+    """Nova's compute API, as the recoveries need it.
+
+    Errors: ComputeUnavailable (retryable), ComputeRejected (4xx, with request id), NotFound.
+    """
+
+    def service(self, host: str) -> ComputeService:
+        """The `nova-compute` service of `host`; NotFound when Nova has none."""
+        ...
+
+    def force_down(self, service: ComputeService) -> ComputeService: ...
+
+    def disable(self, service: ComputeService, reason: str) -> ComputeService: ...
+
+    def servers_on(self, host: str) -> list[Server]:
+        """Every instance whose `OS-EXT-SRV-ATTR:host` is `host`, all projects."""
+        ...
+
+    def server(self, server_id: str) -> Server: ...
+
+    def evacuate(self, server_id: str, target_host: str | None = None) -> None:
+        """Ask Nova to rebuild the server elsewhere; the scheduler chooses when no target."""
+        ...
+
+    def start(self, server_id: str) -> None: ...
+
+    def evacuations(self, source_host: str, server_id: str | None = None) -> list[Migration]:
+        """Nova's evacuation records from `source_host` (optionally of one server)."""
+        ...
