@@ -1,0 +1,1 @@
+"""Adapters: implementations of `receiver.ports` over real libraries (openstacksdk, pyghmi)."""

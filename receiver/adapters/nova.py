@@ -1,0 +1,337 @@
+"""The `Compute` port over Nova's compute API, through openstacksdk's compute proxy.
+
+Every call is a plain REST request on `conn.compute` (a keystoneauth Adapter carrying
+openstacksdk's session, auth and endpoint) with an explicit microversion. We do not use
+the SDK's resource layer because it (a) negotiates its own microversion per resource
+(2.100 for server actions in openstacksdk 4.22, where Nova leaves evacuated servers
+SHUTOFF), (b) filters `servers(host=...)` again on the client side and silently returns
+nothing, and (c) makes extra GETs around actions. Here one operation is one request
+(one per page for lists), which keeps HTTP counts and failure modes predictable.
+
+Microversions: reads and service updates use the configured one (default 2.94, at
+least 2.59 for service UUIDs and migration UUIDs). Evacuate is sent at
+min(configured, 2.94) on purpose: up to 2.94 Nova restores the server's previous power
+state on the new host (ACTIVE stays ACTIVE, SHUTOFF stays SHUTOFF); from 2.95 it leaves
+every evacuated server stopped, which a recovery would then have to start.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
+from keystoneauth1 import exceptions as ksa_exc
+from openstack import exceptions as sdk_exc
+
+from receiver.domain.model import ComputeService, Migration, Server
+from receiver.errors import ComputeError, ComputeRejected, ComputeUnavailable, NotFound
+
+if TYPE_CHECKING:
+    import requests
+
+DEFAULT_MICROVERSION = "2.94"
+MIN_MICROVERSION = (2, 59)  # service UUIDs (2.53) and migration uuid/links (2.59)
+# From 2.95 Nova leaves evacuated servers SHUTOFF; 2.94 is the last that keeps their state.
+LAST_STATE_PRESERVING_EVACUATE = (2, 94)
+_MAX_MESSAGE = 400
+
+
+def _parse_microversion(value: str) -> tuple[int, int]:
+    major, _, minor = value.partition(".")
+    try:
+        version = (int(major), int(minor))
+    except ValueError:
+        raise ValueError(f"compute microversion {value!r} is not of the form 2.N") from None
+    if version[0] != 2 or version < MIN_MICROVERSION:
+        raise ValueError(f"compute microversion {value} is below the required 2.59")
+    return version
+
+
+def _format_microversion(version: tuple[int, int]) -> str:
+    return f"{version[0]}.{version[1]}"
+
+
+class NovaCompute:
+    """Nova, as the recoveries need it. Thread-safe; share one per worker process.
+
+    `start` of a server that is already ACTIVE is refused by Nova (409) and surfaces as
+    ComputeRejected(status=409); callers decide whether that is success for them.
+    """
+
+    def __init__(
+        self,
+        connection: Any,
+        *,
+        microversion: str = DEFAULT_MICROVERSION,
+        page_size: int | None = None,
+    ) -> None:
+        """`connection` is an `openstack.connection.Connection`; no request is made here.
+
+        `page_size` sets `limit` on list calls; None lets Nova use its `max_limit` (1000).
+        """
+        version = _parse_microversion(microversion)
+        self._connection = connection
+        self._microversion = _format_microversion(version)
+        self._evacuate_microversion = _format_microversion(min(version, LAST_STATE_PRESERVING_EVACUATE))
+        self._page_size = page_size
+        self._proxy: Any = None
+        self._proxy_lock = threading.Lock()
+
+    @classmethod
+    def from_cloud(
+        cls,
+        cloud: str | None,
+        *,
+        compute_api_version: str = DEFAULT_MICROVERSION,
+        timeout_s: float = 30,
+    ) -> NovaCompute:
+        """Build from clouds.yaml (`cloud`, or OS_CLOUD / the only cloud when None).
+
+        Reads configuration files only; the first request (version discovery) happens on
+        the first operation. `timeout_s` bounds every HTTP request (connect and read).
+        """
+        import openstack
+
+        _parse_microversion(compute_api_version)
+        connection = openstack.connect(
+            cloud=cloud, compute_api_version=compute_api_version, api_timeout=timeout_s
+        )
+        return cls(connection, microversion=compute_api_version)
+
+    # ------------------------------------------------------------------ services
+
+    def service(self, host: str) -> ComputeService:
+        what = f"look up the nova-compute service of host {host}"
+        query = urlencode({"binary": "nova-compute", "host": host})
+        body = self._request("GET", f"/os-services?{query}", what=what)
+        matches = [s for s in body.get("services", []) if s.get("host") == host]
+        if not matches:
+            raise NotFound(f"Nova has no nova-compute service on host {host}")
+        if len(matches) > 1:
+            # Same host name in two cells: acting on either could be the wrong machine.
+            ids = ", ".join(str(s.get("id")) for s in matches)
+            raise ComputeError(f"Nova has {len(matches)} nova-compute services for host {host}: {ids}")
+        return _service(matches[0])
+
+    def force_down(self, service: ComputeService) -> ComputeService:
+        return self._update_service(service, {"forced_down": True}, what="force down")
+
+    def disable(self, service: ComputeService, reason: str) -> ComputeService:
+        change = {"status": "disabled", "disabled_reason": reason}
+        return self._update_service(service, change, what="disable")
+
+    def _update_service(
+        self, service: ComputeService, change: dict[str, Any], *, what: str
+    ) -> ComputeService:
+        body = self._request(
+            "PUT",
+            f"/os-services/{quote(service.id, safe='')}",
+            json=change,
+            what=f"{what} the nova-compute service {service.id} of host {service.host}",
+        )
+        return _service(body["service"])
+
+    # ------------------------------------------------------------------ servers
+
+    def servers_on(self, host: str) -> list[Server]:
+        what = f"list the servers on host {host}"
+        query = {"host": host, "all_tenants": "1"}
+        servers = [_server(s) for s in self._pages("/servers/detail", query, "servers", what=what)]
+        stray = [s for s in servers if s.host != host]
+        if stray:
+            # Nova filters on the host itself; a mismatch means we cannot trust the list,
+            # and evacuating a server of a live host must never happen.
+            raise ComputeError(
+                f"Nova answered '{what}' with {len(stray)} server(s) on other hosts, e.g. "
+                f"{stray[0].id} on {stray[0].host}"
+            )
+        return servers
+
+    def server(self, server_id: str) -> Server:
+        body = self._request("GET", f"/servers/{quote(server_id, safe='')}", what=f"get server {server_id}")
+        return _server(body["server"])
+
+    def evacuate(self, server_id: str, target_host: str | None = None) -> None:
+        args: dict[str, Any] = {} if target_host is None else {"host": target_host}
+        where = "to a host of the scheduler's choice" if target_host is None else f"to host {target_host}"
+        self._request(
+            "POST",
+            f"/servers/{quote(server_id, safe='')}/action",
+            json={"evacuate": args},
+            microversion=self._evacuate_microversion,
+            what=f"evacuate server {server_id} {where}",
+        )
+
+    def start(self, server_id: str) -> None:
+        self._request(
+            "POST",
+            f"/servers/{quote(server_id, safe='')}/action",
+            json={"os-start": None},
+            what=f"start server {server_id}",
+        )
+
+    def evacuations(self, source_host: str, server_id: str | None = None) -> list[Migration]:
+        query = {"migration_type": "evacuation", "source_compute": source_host}
+        what = f"list evacuations from host {source_host}"
+        if server_id is not None:
+            query["instance_uuid"] = server_id
+            what += f" of server {server_id}"
+        return [_migration(m) for m in self._pages("/os-migrations", query, "migrations", what=what)]
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _pages(self, path: str, query: dict[str, str], key: str, *, what: str) -> Iterator[dict[str, Any]]:
+        """One GET per page. Follows Nova's `next` link by its marker only, so a wrong
+        public host name in the link (a common proxy misconfiguration) does not matter."""
+        params = dict(query)
+        if self._page_size is not None:
+            params["limit"] = str(self._page_size)
+        while True:
+            body = self._request("GET", f"{path}?{urlencode(params)}", what=what)
+            yield from body.get(key, [])
+            marker = _next_marker(body.get(f"{key}_links", []))
+            if marker is None:
+                return
+            params["marker"] = marker
+
+    def _compute(self) -> Any:
+        # Creating the proxy runs version discovery (one GET); do it once, under a lock,
+        # because evacuations run concurrently on one adapter.
+        with self._proxy_lock:
+            if self._proxy is None:
+                self._proxy = self._connection.compute
+            return self._proxy
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        json: dict[str, Any] | None = None,
+        microversion: str | None = None,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"microversion": microversion or self._microversion, "raise_exc": False}
+        if json is not None:
+            kwargs["json"] = json
+        if method == "GET":
+            kwargs["skip_cache"] = True  # openstacksdk's optional response cache: never stale state
+        try:
+            response = self._compute().request(url, method, **kwargs)
+        except (ksa_exc.ConnectionError, ksa_exc.DiscoveryFailure) as exc:
+            raise ComputeUnavailable(f"Nova unreachable, could not {what}: {_describe(exc)}") from exc
+        except ksa_exc.HttpError as exc:  # raised by the auth plugin (e.g. Keystone), not by Nova
+            _raise_for_status(exc.http_status or 0, what, exc.request_id, _describe(exc))
+        except ksa_exc.ClientException as exc:
+            raise ComputeError(f"could not {what}: {_describe(exc)}") from exc
+        except sdk_exc.SDKException as exc:  # proxy creation: service discovery, configuration
+            raise ComputeUnavailable(f"Nova unusable, could not {what}: {_describe(exc)}") from exc
+        if response.status_code >= 400:
+            _raise_for_status(response.status_code, what, _request_id(response), _nova_message(response))
+        if not response.content:
+            return {}
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ComputeUnavailable(
+                f"Nova answered '{what}' with HTTP {response.status_code} but no JSON "
+                f"(request {_request_id(response)})",
+                status=response.status_code,
+                request_id=_request_id(response),
+            ) from exc
+        return body if isinstance(body, dict) else {}
+
+
+def _raise_for_status(status: int, what: str, request_id: str | None, message: str) -> NoReturn:
+    text = f"Nova refused to {what}: HTTP {status} (request {request_id or 'unknown'}): {message}"
+    if status == 404:
+        raise NotFound(text)
+    if status >= 500 or status in (408, 429):
+        raise ComputeUnavailable(text, status=status, request_id=request_id)
+    raise ComputeRejected(text, status=status, request_id=request_id)
+
+
+def _request_id(response: requests.Response) -> str | None:
+    headers = response.headers
+    value = headers.get("x-openstack-request-id") or headers.get("x-compute-request-id")
+    return str(value) if value else None
+
+
+def _nova_message(response: requests.Response) -> str:
+    """Nova's fault body is {"badRequest": {"code": 400, "message": "..."}}; anything else
+    (a proxy's HTML page) is cut short rather than copied whole."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:_MAX_MESSAGE].strip() or response.reason or ""
+    if isinstance(body, dict):
+        for fault in body.values():
+            if isinstance(fault, dict) and "message" in fault:
+                return str(fault["message"])[:_MAX_MESSAGE]
+    return str(body)[:_MAX_MESSAGE]
+
+
+def _describe(exc: BaseException) -> str:
+    # Library messages name the URL and the socket error; tokens travel only in headers,
+    # which keystoneauth never puts into exception text.
+    return f"{type(exc).__name__}: {str(exc)[:_MAX_MESSAGE]}"
+
+
+def _next_marker(links: list[dict[str, Any]]) -> str | None:
+    for link in links:
+        if link.get("rel") == "next":
+            markers = parse_qs(urlsplit(str(link.get("href", ""))).query).get("marker")
+            if markers:
+                return markers[-1]
+    return None
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """Nova's timestamps are UTC without a zone ("2026-11-25T13:55:10.000000")."""
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _service(raw: dict[str, Any]) -> ComputeService:
+    return ComputeService(
+        id=str(raw["id"]),
+        host=str(raw.get("host", "")),
+        state=str(raw.get("state", "")),
+        status=str(raw.get("status", "")),
+        forced_down=bool(raw.get("forced_down", False)),
+        disabled_reason=raw.get("disabled_reason"),
+        updated_at=_timestamp(raw.get("updated_at")),
+    )
+
+
+def _server(raw: dict[str, Any]) -> Server:
+    # Servers in an unreachable cell come back partial (2.69+): only id and status.
+    flavor = raw.get("flavor")
+    return Server(
+        id=str(raw["id"]),
+        name=str(raw.get("name") or ""),
+        host=raw.get("OS-EXT-SRV-ATTR:host"),
+        status=str(raw.get("status", "UNKNOWN")),
+        vm_state=raw.get("OS-EXT-STS:vm_state"),
+        task_state=raw.get("OS-EXT-STS:task_state"),
+        metadata={str(k): str(v) for k, v in (raw.get("metadata") or {}).items()},
+        flavor=dict(flavor) if isinstance(flavor, dict) else {},
+        locked=bool(raw.get("locked", False)),
+    )
+
+
+def _migration(raw: dict[str, Any]) -> Migration:
+    return Migration(
+        id=str(raw.get("uuid") or raw["id"]),
+        instance_id=str(raw.get("instance_uuid", "")),
+        source_host=raw.get("source_compute"),
+        dest_host=raw.get("dest_compute"),
+        status=str(raw.get("status", "")),
+        migration_type=str(raw.get("migration_type", "")),
+        created_at=_timestamp(raw.get("created_at")),
+    )
