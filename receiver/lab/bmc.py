@@ -54,6 +54,8 @@ _HOOK_TIMEOUT_S = 60.0
 
 # pyghmi's event loop is process-global; two fleets in one process take turns on it.
 _EVENT_LOOP_LOCK = threading.Lock()
+_RELEASE_LOCK = threading.Lock()
+_placeholder_socket: socket.socket | None = None
 
 
 class HostPower(Protocol):
@@ -218,22 +220,43 @@ class BmcFleet:
 
 
 def _release_sockets(sockets: list[socket.socket]) -> None:
-    """Take the sockets out of pyghmi's shared I/O thread, then close them.
+    """Take the sockets out of pyghmi's shared I/O thread, forget their sessions, close them.
 
-    pyghmi's I/O thread select()s over a global socket list: closing a socket it still
-    watches would kill that thread (EBADF) and with it every BMC of the process. So the
-    sockets leave the list first, and are closed only after the I/O thread has begun a
-    fresh select() on the shortened list (its io-wait event fires after such a turn).
+    pyghmi's I/O thread select()s over a global socket list, and wakes itself by sending
+    a byte to the list's first socket. Closing a socket it still watches would kill that
+    thread (EBADF) and with it every BMC and client of the process; an empty list would
+    leave it asleep for 300 s. So a never-closed placeholder socket stays in the list,
+    our sockets leave it, and they are closed only after the I/O thread has begun a fresh
+    select() without them (pyghmi's io-wait event fires only after such a turn).
     """
     import pyghmi.ipmi.private.session as ipmisession
 
-    for sock in sockets:
-        ipmisession.Session.bmc_handlers.pop(sock, None)
-        if sock in ipmisession.iosockets:
-            ipmisession.iosockets.remove(sock)
-    ipmisession._io_wait(0.01)
-    for sock in sockets:
-        sock.close()
+    global _placeholder_socket  # noqa: PLW0603 - one per process, like pyghmi's I/O thread
+    with _RELEASE_LOCK:
+        if _placeholder_socket is None:
+            _placeholder_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            _placeholder_socket.bind(("127.0.0.1", 0))
+            ipmisession.iosockets.append(_placeholder_socket)
+            ipmisession._io_wait(0.01)  # the I/O thread now watches the placeholder too
+        for sock in sockets:
+            ipmisession.Session.bmc_handlers.pop(sock, None)
+            if sock in ipmisession.iosockets:
+                ipmisession.iosockets.remove(sock)
+        _forget_sessions(ipmisession.Session.bmc_handlers, {sock.getsockname()[1] for sock in sockets})
+        ipmisession._io_wait(0.01)
+        for sock in sockets:
+            sock.close()
+
+
+def _forget_sessions(handlers: dict[Any, Any], ports: set[int]) -> None:
+    """Drop client sessions of released BMCs: a later BMC bound to the same port must not
+    inherit them."""
+    for client, by_port in list(handlers.items()):
+        if isinstance(client, tuple) and isinstance(by_port, dict):
+            for port in ports & set(by_port):
+                del by_port[port]
+            if not by_port:
+                del handlers[client]
 
 
 class _MemoryPower:
