@@ -1,0 +1,73 @@
+"""`POST /servers/{id}/action`: the server actions the lab supports, with Nova's validation,
+status codes and response bodies for each microversion."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask import Response, jsonify
+
+from receiver.lab.cloud import Cloud
+from receiver.lab.model import NovaError
+from receiver.lab.views import Version
+
+ActionResult = tuple[Response, int]
+
+EVACUATE_KEYS_BY_VERSION: tuple[tuple[Version, set[str]], ...] = (
+    ((2, 68), {"host", "adminPass"}),
+    ((2, 29), {"host", "adminPass", "force"}),
+    ((2, 14), {"host", "adminPass"}),
+    ((2, 1), {"host", "adminPass", "onSharedStorage"}),
+)
+
+
+def run_action(cloud: Cloud, server_id: str, body: dict[str, Any], version: Version) -> ActionResult:
+    if len(body) != 1:
+        raise NovaError(400, "Malformed request body")
+    ((name, argument),) = body.items()
+    if name == "evacuate":
+        return _evacuate(cloud, server_id, argument, version)
+    if name == "os-start":
+        cloud.start_server(server_id)
+    elif name == "os-stop":
+        cloud.stop_server(server_id)
+    elif name == "reboot":
+        kind = argument.get("type") if isinstance(argument, dict) else None
+        if kind not in ("HARD", "SOFT"):
+            raise NovaError(400, f"Invalid input for field/attribute type. Value: {kind}.")
+        cloud.reboot_server(server_id, hard=kind == "HARD")
+    elif name == "lock":
+        reason = argument.get("locked_reason") if isinstance(argument, dict) and version >= (2, 73) else None
+        cloud.lock_server(server_id, True, reason)
+    elif name == "unlock":
+        cloud.lock_server(server_id, False)
+    else:
+        raise NovaError(400, f"There is no such action: {name}")
+    return _empty(), 202
+
+
+def _evacuate(cloud: Cloud, server_id: str, argument: Any, version: Version) -> ActionResult:
+    if argument is None:
+        argument = {}
+    if not isinstance(argument, dict):
+        raise NovaError(400, "Invalid input for field/attribute evacuate.")
+    allowed = next(keys for since, keys in EVACUATE_KEYS_BY_VERSION if version >= since)
+    unknown = sorted(set(argument) - allowed)
+    if unknown:
+        raise NovaError(400, f"Additional properties are not allowed ('{unknown[0]}' was unexpected)")
+    if version < (2, 14) and "onSharedStorage" not in argument:
+        raise NovaError(400, "'onSharedStorage' is a required property")
+    target = argument.get("host")
+    if target is not None and not isinstance(target, str):
+        raise NovaError(400, f"Invalid input for field/attribute host. Value: {target}.")
+    cloud.evacuate(server_id, target, version)
+    if version < (2, 14):
+        # Before 2.14 Nova answers with the new admin password (enable_instance_password defaults on).
+        return jsonify({"adminPass": argument.get("adminPass") or secrets.token_urlsafe(9)}), 200
+    return _empty(), 200
+
+
+def _empty() -> Response:
+    """Nova's bodiless answers still say application/json."""
+    return Response(b"", content_type="application/json")

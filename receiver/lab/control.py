@@ -1,0 +1,176 @@
+"""The lab's control API under `/lab` (same server and token as the compute API).
+
+    GET  /lab/status                      hosts (power, service state), server counts, faults, settings
+    POST /lab/hosts/<host>/power          {"on": false}  power a host off ("kill") or on
+    POST /lab/servers                     {"name", "host", "flavor"?, "stopped"?, "metadata"?} -> 201
+    POST /lab/faults/evacuate             {"server_id": ID, "fail": true}
+    POST /lab/faults/api-delay            {"delay_ms": N}
+    POST /lab/faults/bmc                  {"host": H, "fault": "none|mute|refuse|stuck_on"}
+    POST /lab/faults/clear                every fault back to none
+    POST /lab/settings                    {"evacuate_delay"?, "action_delay"?, "service_down_time"?}
+Errors: {"error": {"code": N, "message": "..."}}.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from receiver.lab.model import NovaError
+from receiver.lab.nova_api import LabContext
+
+BMC_FAULTS = ("none", "mute", "refuse", "stuck_on")
+SETTINGS = ("evacuate_delay", "action_delay", "service_down_time")
+
+
+class ControlError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def control_blueprint(context: LabContext) -> Blueprint:
+    blueprint = Blueprint("lab_control", __name__, url_prefix="/lab")
+    cloud = context.cloud
+
+    @blueprint.errorhandler(ControlError)
+    def _control_error(error: ControlError) -> tuple[Response, int]:
+        return jsonify({"error": {"code": error.status, "message": error.message}}), error.status
+
+    @blueprint.errorhandler(NovaError)
+    def _nova_error(error: NovaError) -> tuple[Response, int]:
+        return jsonify({"error": {"code": error.status, "message": error.message}}), error.status
+
+    @blueprint.get("/status")
+    def status() -> Response:
+        return jsonify(lab_status(context))
+
+    @blueprint.post("/hosts/<host>/power")
+    def power(host: str) -> Response:
+        on = _field(_body(), "on", bool)
+        cloud.set_power(host, on)
+        return jsonify({"host": host, "on": cloud.is_on(host)})
+
+    @blueprint.post("/servers")
+    def add_server() -> tuple[Response, int]:
+        body = _body()
+        metadata = body.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise ControlError(400, "metadata must be an object")
+        server = cloud.add_server(
+            _field(body, "name", str),
+            _field(body, "host", str),
+            str(body.get("flavor") or next(iter(cloud.flavors))),
+            stopped=bool(body.get("stopped", False)),
+            metadata={str(k): str(v) for k, v in metadata.items()},
+        )
+        return jsonify({"server": {"id": server.id, "name": server.name, "host": server.host}}), 201
+
+    @blueprint.post("/faults/evacuate")
+    def evacuate_fault() -> Response:
+        body = _body()
+        cloud.fail_evacuation(_field(body, "server_id", str), bool(body.get("fail", True)))
+        return jsonify({"evacuate_fails": sorted(cloud.faults.evacuate_fails)})
+
+    @blueprint.post("/faults/api-delay")
+    def api_delay() -> Response:
+        delay = _field(_body(), "delay_ms", int)
+        if delay < 0:
+            raise ControlError(400, "delay_ms must be >= 0")
+        cloud.set_api_delay(delay)
+        return jsonify({"api_delay_ms": delay})
+
+    @blueprint.post("/faults/bmc")
+    def bmc_fault() -> Response:
+        body = _body()
+        host, fault = _field(body, "host", str), _field(body, "fault", str)
+        if fault not in BMC_FAULTS:
+            raise ControlError(400, f"fault must be one of {', '.join(BMC_FAULTS)}")
+        set_bmc_fault(context, host, fault)
+        return jsonify({"host": host, "fault": fault})
+
+    @blueprint.post("/faults/clear")
+    def clear_faults() -> Response:
+        with cloud.lock:
+            cloud.faults.evacuate_fails.clear()
+        cloud.set_api_delay(0)
+        for host in list(context.bmc_faults):
+            set_bmc_fault(context, host, "none")
+        return jsonify(lab_status(context)["faults"])
+
+    @blueprint.post("/settings")
+    def settings() -> Response:
+        body = _body()
+        with cloud.lock:
+            for key in SETTINGS:
+                if key in body:
+                    value = body[key]
+                    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                        raise ControlError(400, f"{key} must be a number >= 0")
+                    setattr(cloud.settings, key, float(value))
+            if cloud.settings.service_down_time <= cloud.settings.report_interval:
+                raise ControlError(400, "service_down_time must be greater than report_interval")
+        return jsonify(lab_status(context)["settings"])
+
+    return blueprint
+
+
+def set_bmc_fault(context: LabContext, host: str, fault: str) -> None:
+    if context.bmc is None:
+        raise ControlError(409, "this lab runs without BMC simulators")
+    if host not in context.cloud.hosts:
+        raise ControlError(404, f"host {host} not found")
+    from receiver.lab.bmc import BmcFault
+
+    try:
+        context.bmc.set_fault(host, BmcFault(fault))
+    except KeyError as error:
+        raise ControlError(404, f"host {host} has no BMC simulator") from error
+    if fault == "none":
+        context.bmc_faults.pop(host, None)
+    else:
+        context.bmc_faults[host] = fault
+
+
+def lab_status(context: LabContext) -> dict[str, Any]:
+    cloud = context.cloud
+    with cloud.lock:
+        now = cloud.clock()
+        hosts = {
+            name: {
+                "power": "on" if host.powered_on else "off",
+                "service": "up" if cloud.is_up(host, now) else "down",
+                "forced_down": host.forced_down,
+                "disabled": host.disabled,
+                "servers": len(cloud.servers_by_host[name]),
+            }
+            for name, host in cloud.hosts.items()
+        }
+        return {
+            "hosts": hosts,
+            "servers": dict(Counter(s.status for s in cloud.servers.values())),
+            "migrations": dict(Counter(m.status for m in cloud.migrations)),
+            "pending_operations": cloud.pending_operations(),
+            "faults": {
+                "evacuate_fails": sorted(cloud.faults.evacuate_fails),
+                "api_delay_ms": cloud.faults.api_delay_ms,
+                "bmc": dict(context.bmc_faults),
+            },
+            "settings": {key: getattr(cloud.settings, key) for key in (*SETTINGS, "report_interval")},
+        }
+
+
+def _body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ControlError(400, "the body must be a JSON object")
+    return body
+
+
+def _field(body: dict[str, Any], name: str, kind: type[Any]) -> Any:
+    value = body.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ControlError(400, f"field '{name}' must be a {kind.__name__}")
+    return value

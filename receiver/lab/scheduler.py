@@ -1,0 +1,80 @@
+"""The lab's scheduler: a pure choice of a destination host, like a tiny nova-scheduler.
+
+Filters as Nova's defaults do (compute enabled, up, not forced down, not the source, enough
+free vCPU / RAM / disk after allocation ratios), then weighs by free RAM so evacuated servers
+spread out rather than pile onto one host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What one server needs on its host (its flavor)."""
+
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One compute host as the scheduler sees it at this moment."""
+
+    name: str
+    usable: bool  # enabled, up and not forced down
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    vcpus_used: int
+    memory_mb_used: int
+    disk_gb_used: int
+
+
+@dataclass(frozen=True)
+class AllocationRatios:
+    cpu: float = 4.0
+    ram: float = 1.0
+    disk: float = 1.0
+
+
+def fits(candidate: Candidate, demand: Demand, ratios: AllocationRatios) -> bool:
+    """True when `candidate` has room for `demand` under the allocation ratios."""
+    return (
+        candidate.vcpus_used + demand.vcpus <= candidate.vcpus * ratios.cpu
+        and candidate.memory_mb_used + demand.memory_mb <= candidate.memory_mb * ratios.ram
+        and candidate.disk_gb_used + demand.disk_gb <= candidate.disk_gb * ratios.disk
+    )
+
+
+def choose_host(
+    candidates: Iterable[Candidate],
+    demand: Demand,
+    *,
+    exclude: str | None,
+    only: str | None = None,
+    ratios: AllocationRatios | None = None,
+) -> str | None:
+    """The best host for `demand`, or None when no host passes the filters ("No valid host").
+
+    `exclude` is the source host (never a destination); `only` restricts the choice to one
+    host, as an evacuate request with a `host` does (Nova still runs the filters on it).
+    Ties go to the name that sorts first, so a given state always gives the same answer.
+    """
+    ratios = ratios or AllocationRatios()
+    best: tuple[float, str] | None = None
+    for candidate in candidates:
+        if candidate.name == exclude or not candidate.usable:
+            continue
+        if only is not None and candidate.name != only:
+            continue
+        if not fits(candidate, demand, ratios):
+            continue
+        free_ram = candidate.memory_mb * ratios.ram - candidate.memory_mb_used
+        key = (-free_ram, candidate.name)
+        if best is None or key < best:
+            best = key
+    return None if best is None else best[1]
