@@ -1,0 +1,289 @@
+"""Recovery records in Redis: atomic intake, optimistic updates, worker leases.
+
+Keys (``P`` = settings.key_prefix)::
+
+    P:n:<uuid>            the record, JSON               P:notifications  ZSET uuid by created time
+    P:n:<uuid>:alerts     alerts linked to it (capped)   P:n:<uuid>:dups  duplicate deliveries counted
+    P:alert:<dedup key>   uuid of the record an alert    P:resolved:<dedup key>  that alert was resolved
+                          (fingerprint+startsAt) made
+    P:claim:host:<name>   uuid of the open recovery of a host (one at a time: safety rule 3)
+    P:open                SET of open record uuids       P:lease:<uuid>  the worker running it now
+
+Every write that makes a record visible happens in one script or one MULTI, so a crash
+or a lost connection never leaves half a record (safety rule 4).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from receiver.domain.record import AlertEvent, Notification
+from receiver.errors import NotFound, StoreUnavailable
+
+ALERTS_KEPT = 50
+
+# KEYS: 1 alert key, 2 resolved key, 3 claim key ("" = record only), 4 new record key,
+#       5 index zset, 6 open set
+# ARGV: 1 new uuid, 2 record json, 3 ttl seconds, 4 created score, 5 "1" firing / "0" resolved,
+#       6 alert event json, 7 key prefix, 8 alerts kept
+_INTAKE = """
+local function link(uuid, event)
+  local base = ARGV[7] .. ':n:' .. uuid
+  redis.call('RPUSH', base .. ':alerts', event)
+  redis.call('LTRIM', base .. ':alerts', -tonumber(ARGV[8]), -1)
+  redis.call('INCR', base .. ':dups')
+end
+local firing = ARGV[5] == '1'
+local was_resolved = redis.call('EXISTS', KEYS[2]) == 1
+if not firing then
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
+end
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  link(existing, ARGV[6])
+  if firing and was_resolved then return {'firing_after_resolved', existing} end
+  if firing then return {'duplicate', existing} end
+  return {'recorded_resolved', existing}
+end
+if KEYS[3] ~= '' then
+  local open = redis.call('GET', KEYS[3])
+  if open then
+    redis.call('SET', KEYS[1], open, 'EX', ARGV[3])
+    link(open, ARGV[6])
+    return {'linked_to_open', open}
+  end
+  redis.call('SET', KEYS[3], ARGV[1])
+  redis.call('SADD', KEYS[6], ARGV[1])
+end
+redis.call('SET', KEYS[4], ARGV[2])
+redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('RPUSH', KEYS[4] .. ':alerts', ARGV[6])
+return {'created', ARGV[1]}
+"""
+
+# KEYS: 1 lease key; ARGV: 1 token, 2 ttl ms. Renews only a lease we still hold.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    outcome: str  # created | duplicate | linked_to_open | recorded_resolved | firing_after_resolved
+    notification_uuid: str
+
+
+@dataclass(frozen=True)
+class StoredNotification:
+    """A record with what the receiver linked to it."""
+
+    record: Notification
+    alerts: tuple[AlertEvent, ...]
+    duplicates: int
+
+
+def connect(
+    url: str, *, sentinels: list[str] | None = None, master: str = "mymaster", socket_timeout: float = 0.5
+) -> redis.Redis:
+    """A Redis client; with sentinels, one that follows the current master."""
+    if sentinels:
+        from redis.sentinel import Sentinel
+
+        nodes = []
+        for node in sentinels:
+            host, _, port = node.rpartition(":")
+            nodes.append((host, int(port)))
+        kwargs = redis.connection.parse_url(url)
+        kwargs.pop("host", None)
+        kwargs.pop("port", None)
+        sentinel = Sentinel(nodes, socket_timeout=socket_timeout, **kwargs)
+        client: redis.Redis = sentinel.master_for(master, socket_timeout=socket_timeout)
+        return client
+    return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Redis connection trouble becomes StoreUnavailable, without the URL (it may hold a password)."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from None
+    except redis.exceptions.ReadOnlyError:
+        raise StoreUnavailable("redis is a read-only replica (failover in progress?)") from None
+
+
+class RecordStore:
+    """The durable ledger of recoveries."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "lazarus") -> None:
+        self.redis = client
+        self.prefix = prefix
+        self._intake = client.register_script(_INTAKE)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    # -- keys ---------------------------------------------------------------------------
+    def _record_key(self, uuid: str) -> str:
+        return f"{self.prefix}:n:{uuid}"
+
+    def claim_key(self, claim: str) -> str:
+        return f"{self.prefix}:claim:{claim}"
+
+    @property
+    def _index(self) -> str:
+        return f"{self.prefix}:notifications"
+
+    @property
+    def _open(self) -> str:
+        return f"{self.prefix}:open"
+
+    # -- intake -------------------------------------------------------------------------
+    def intake(
+        self,
+        *,
+        dedup_key: str,
+        claim: str | None,
+        record: Notification,
+        firing: bool,
+        event: AlertEvent,
+        ttl_s: int,
+        now: datetime,
+    ) -> IntakeResult:
+        """Atomically: a known alert is linked, an open claim is joined, else `record` is stored."""
+        keys = [
+            f"{self.prefix}:alert:{dedup_key}",
+            f"{self.prefix}:resolved:{dedup_key}",
+            self.claim_key(claim) if claim else "",
+            self._record_key(record.notification_uuid),
+            self._index,
+            self._open,
+        ]
+        args = [
+            record.notification_uuid,
+            _dumps(record.to_dict()),
+            ttl_s,
+            now.timestamp(),
+            "1" if firing else "0",
+            _dumps(asdict(event)),
+            self.prefix,
+            ALERTS_KEPT,
+        ]
+        with translate_errors():
+            outcome, uuid = self._intake(keys=keys, args=args)
+        return IntakeResult(_text(outcome), _text(uuid))
+
+    # -- reading ------------------------------------------------------------------------
+    def get(self, uuid: str) -> Notification:
+        with translate_errors():
+            raw = self.redis.get(self._record_key(uuid))
+        if raw is None:
+            raise NotFound(f"notification {uuid} not found")
+        return Notification.from_dict(json.loads(raw))
+
+    def get_full(self, uuid: str) -> StoredNotification:
+        key = self._record_key(uuid)
+        with translate_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.get(key)
+            pipe.lrange(f"{key}:alerts", 0, -1)
+            pipe.get(f"{key}:dups")
+            raw, alerts, dups = pipe.execute()
+        if raw is None:
+            raise NotFound(f"notification {uuid} not found")
+        return StoredNotification(
+            record=Notification.from_dict(json.loads(raw)),
+            alerts=tuple(AlertEvent(**json.loads(a)) for a in alerts),
+            duplicates=int(dups or 0),
+        )
+
+    def recent(self, *, limit: int = 100, offset: int = 0) -> list[Notification]:
+        """Newest first."""
+        with translate_errors():
+            uuids = self.redis.zrevrange(self._index, offset, offset + limit - 1)
+            if not uuids:
+                return []
+            raws = self.redis.mget([self._record_key(_text(u)) for u in uuids])
+        return [Notification.from_dict(json.loads(r)) for r in raws if r is not None]
+
+    def open_uuids(self) -> list[str]:
+        with translate_errors():
+            return sorted(_text(u) for u in self.redis.smembers(self._open))
+
+    def count_open(self) -> int:
+        with translate_errors():
+            return int(self.redis.scard(self._open))
+
+    # -- updating -----------------------------------------------------------------------
+    def update(self, uuid: str, change: Callable[[Notification], Notification]) -> Notification:
+        """Apply `change` with optimistic locking; a terminal status releases the host claim."""
+        key = self._record_key(uuid)
+        with translate_errors():
+            while True:
+                with self.redis.pipeline() as pipe:
+                    try:
+                        pipe.watch(key)
+                        raw = pipe.get(key)
+                        if raw is None:
+                            raise NotFound(f"notification {uuid} not found")
+                        current = Notification.from_dict(json.loads(raw))
+                        changed = change(current)
+                        claim = self.claim_key(f"host:{changed.hostname}") if changed.hostname else None
+                        holder = pipe.get(claim) if claim else None
+                        pipe.multi()
+                        pipe.set(key, _dumps(changed.to_dict()))
+                        if not changed.status.is_open and changed.status.value != "error":
+                            pipe.srem(self._open, uuid)
+                            if claim and holder is not None and _text(holder) == uuid:
+                                pipe.delete(claim)
+                        pipe.execute()
+                        return changed
+                    except redis.WatchError:
+                        continue
+
+    # -- leases: which worker runs a record now -----------------------------------------
+    def acquire_lease(self, uuid: str, ttl_s: float) -> str | None:
+        token = secrets.token_hex(16)
+        with translate_errors():
+            ok = self.redis.set(f"{self.prefix}:lease:{uuid}", token, nx=True, px=int(ttl_s * 1000))
+        return token if ok else None
+
+    def renew_lease(self, uuid: str, token: str, ttl_s: float) -> bool:
+        with translate_errors():
+            return bool(self._renew(keys=[f"{self.prefix}:lease:{uuid}"], args=[token, int(ttl_s * 1000)]))
+
+    def release_lease(self, uuid: str, token: str) -> None:
+        with translate_errors():
+            self._release(keys=[f"{self.prefix}:lease:{uuid}"], args=[token])
+
+    def lease_held(self, uuid: str) -> bool:
+        with translate_errors():
+            return bool(self.redis.exists(f"{self.prefix}:lease:{uuid}"))
+
+    def ping(self) -> None:
+        with translate_errors():
+            self.redis.ping()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,91 @@
+"""The composition root: the only place where settings become connected adapters.
+
+Nothing here runs at import. Each process (gunicorn worker, RQ work-horse, CLI) calls
+`build(settings)` once; tests call it with their own settings, or assemble `Services` by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import redis
+
+from receiver.adapters.queue import RecoveryQueue
+from receiver.adapters.redis_inventory import InventoryStore
+from receiver.adapters.redis_store import RecordStore, connect
+from receiver.domain.alerts import LabelNames
+from receiver.intake import Intake
+from receiver.metrics import Metrics
+from receiver.ports import Compute, PowerController
+from receiver.settings import Settings
+from receiver.workflow.context import Clock
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: redis.Redis
+    store: RecordStore
+    inventory: InventoryStore
+    metrics: Metrics
+    queue: RecoveryQueue
+    clock: Clock = field(default_factory=lambda: Clock(utc_now))
+    _compute: Compute | None = None
+    _power: dict[str, PowerController] = field(default_factory=dict)
+
+    def intake(self) -> Intake:
+        hook = self.settings.webhook
+        return Intake(
+            store=self.store,
+            queue=self.queue,
+            metrics=self.metrics,
+            labels=LabelNames(hook.recovery_label, hook.host_label, hook.instance_label, hook.process_label),
+            dedup_ttl_s=self.settings.alert_dedup_ttl_s,
+            lease_ttl_s=self.settings.worker.lease_ttl_s,
+            clock=self.clock.now,
+        )
+
+    def compute(self) -> Compute:
+        """Nova, connected on first use (only workers need it)."""
+        if self._compute is None:
+            from receiver.adapters.nova import NovaCompute
+
+            nova = self.settings.nova
+            self._compute = NovaCompute.from_cloud(
+                nova.cloud, compute_api_version=nova.compute_api_version, timeout_s=nova.timeout_s
+            )
+        return self._compute
+
+    def power(self, driver: str) -> PowerController:
+        if driver not in self._power:
+            if driver != "ipmi":
+                from receiver.errors import ConfigError
+
+                raise ConfigError(f"bmc.driver: unknown fence driver {driver!r}")
+            from receiver.adapters.ipmi import IpmiPower
+
+            self._power[driver] = IpmiPower(timeout_s=self.settings.fencing.bmc_timeout_s)
+        return self._power[driver]
+
+
+def build(settings: Settings) -> Services:
+    client = connect(
+        settings.redis_url.get_secret_value(),
+        sentinels=settings.redis_sentinels,
+        master=settings.redis_sentinel_master,
+        socket_timeout=settings.redis_socket_timeout_s,
+    )
+    prefix = settings.key_prefix
+    return Services(
+        settings=settings,
+        redis=client,
+        store=RecordStore(client, prefix),
+        inventory=InventoryStore(client, prefix),
+        metrics=Metrics(client, prefix),
+        queue=RecoveryQueue(client, settings.queue_name, settings.worker.job_timeout_s),
+    )

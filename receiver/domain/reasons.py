@@ -1,0 +1,47 @@
+"""The fixed vocabulary of outcomes. Every skip, refusal and failure carries one of these:
+it is the `reason` on the record, a field of the log line and a bounded metric label."""
+
+from __future__ import annotations
+
+import enum
+
+
+class AlertOutcome(enum.StrEnum):
+    """What the receiver did with one alert."""
+
+    RECOVERY_CREATED = "recovery_created"
+    DUPLICATE = "duplicate"  # same fingerprint + startsAt seen before
+    LINKED_TO_OPEN = "linked_to_open"  # a recovery for the same target is still open
+    RECORDED_RESOLVED = "recorded_resolved"  # resolved: informational, never un-fences
+    IGNORED = "ignored"  # recorded with a reason, does not act
+
+
+class Reason(enum.StrEnum):
+    """Why a record ended the way it did, or why an alert does not act."""
+
+    # intake: alerts that are recorded but never act
+    NO_RECOVERY_LABEL = "no_recovery_label"
+    INVALID_LABELS = "invalid_labels"
+    ALERT_RESOLVED = "alert_resolved"
+    FIRING_AFTER_RESOLVED = "firing_after_resolved"
+    KIND_NOT_SUPPORTED = "kind_not_supported"
+    # worker: gates
+    HOST_NOT_IN_INVENTORY = "host_not_in_inventory"
+    HOST_ON_MAINTENANCE = "host_on_maintenance"
+    SEGMENT_DISABLED = "segment_disabled"
+    NO_FENCE_METHOD = "no_fence_method"
+    FENCE_CONFIG_INVALID = "fence_config_invalid"
+    # worker: fencing
+    BMC_UNREACHABLE = "bmc_unreachable"
+    BMC_REFUSED = "bmc_refused"
+    POWER_STILL_ON = "power_still_on"
+    # worker: nova
+    SERVICE_NOT_FOUND = "service_not_found"
+    COMPUTE_UNAVAILABLE = "compute_unavailable"
+    COMPUTE_REJECTED = "compute_rejected"
+    # worker: evacuation
+    EVACUATION_FAILED = "evacuation_failed"
+    NO_INSTANCES = "no_instances"
+    COMPLETED = "completed"
+    # boundaries
+    INTERNAL_ERROR = "internal_error"

@@ -1,0 +1,215 @@
+"""The recovery record ("notification", shaped like Masakari's) and its state machine.
+
+Status machine (Masakari's vocabulary)::
+
+    new ──► running ──► finished | failed
+     │         └──────► ignored  (a gate said no; nothing was touched)
+     └──────► ignored            (recorded at intake, never acts)
+    any open ──► error           (a bug or an unexpected exception at the job boundary)
+
+`phase` is our resumable pointer inside `running`: a restarted worker continues from the
+recorded phase and never repeats a step whose effect is already proven.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from receiver.domain.alerts import NotificationType
+
+
+class Status(enum.StrEnum):
+    NEW = "new"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    IGNORED = "ignored"
+    ERROR = "error"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (Status.NEW, Status.RUNNING)
+
+
+_ALLOWED: dict[Status, frozenset[Status]] = {
+    Status.NEW: frozenset({Status.RUNNING, Status.IGNORED, Status.FAILED, Status.ERROR}),
+    Status.RUNNING: frozenset({Status.RUNNING, Status.FINISHED, Status.FAILED, Status.IGNORED, Status.ERROR}),
+    Status.ERROR: frozenset({Status.RUNNING}),
+    Status.FINISHED: frozenset(),
+    Status.FAILED: frozenset(),
+    Status.IGNORED: frozenset(),
+}
+
+
+class Phase(enum.StrEnum):
+    """Where a host recovery stands; each phase's effect is proven before the next starts."""
+
+    PENDING = "pending"
+    CHECKED = "checked"  # inventory gate passed
+    FENCED = "fenced"  # BMC read back OFF (safety rule 1)
+    NOVA_FORCED_DOWN = "nova_forced_down"  # safety rule 2: told before asked
+    NOVA_DISABLED = "nova_disabled"
+    EVACUATING = "evacuating"
+    DONE = "done"
+
+
+PHASE_ORDER = list(Phase)
+
+
+class MoveStatus(enum.StrEnum):
+    """Masakari's vmove statuses."""
+
+    PENDING = "pending"
+    ONGOING = "ongoing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    IGNORED = "ignored"
+
+
+class InvalidTransition(Exception):
+    """A programming error: the state machine forbids this move."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of the step log (Masakari's recovery_workflow_details)."""
+
+    name: str
+    state: str  # "started" | "succeeded" | "failed" | "skipped"
+    at: str
+    message: str
+
+
+@dataclass(frozen=True)
+class VMove:
+    """One instance's move off the failed host."""
+
+    instance_uuid: str
+    instance_name: str
+    source_host: str
+    prior_status: str  # ACTIVE or SHUTOFF: what it must be again after the move
+    status: MoveStatus = MoveStatus.PENDING
+    dest_host: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    message: str = ""
+    type: str = "evacuation"
+
+
+@dataclass(frozen=True)
+class FenceAttempt:
+    """Evidence that the host is off, as the BMC answered it."""
+
+    method: str
+    bmc: str  # address:port, never credentials
+    power_before: str
+    power_after: str
+    started_at: str
+    ended_at: str
+    outcome: str  # "off_confirmed" | a Reason value
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Notification:
+    notification_uuid: str
+    type: NotificationType
+    hostname: str | None
+    generated_time: str
+    payload: dict[str, Any]
+    status: Status
+    created_at: str
+    updated_at: str
+    reason: str | None = None
+    message: str = ""
+    phase: Phase = Phase.PENDING
+    failover_segment_uuid: str | None = None
+    source_host_uuid: str | None = None
+    steps: tuple[Step, ...] = ()
+    vmoves: tuple[VMove, ...] = ()
+    fencing: tuple[FenceAttempt, ...] = ()
+    attempt: int = 0
+
+    def transition(
+        self, status: Status, now: datetime, *, reason: str | None = None, message: str = ""
+    ) -> Notification:
+        if status not in _ALLOWED[self.status]:
+            raise InvalidTransition(f"{self.notification_uuid}: {self.status} -> {status}")
+        return replace(
+            self,
+            status=status,
+            reason=reason if reason is not None else self.reason,
+            message=message or self.message,
+            updated_at=iso(now),
+        )
+
+    def advance(self, phase: Phase, now: datetime) -> Notification:
+        """Move the resumable pointer forward; never backwards."""
+        if PHASE_ORDER.index(phase) < PHASE_ORDER.index(self.phase):
+            raise InvalidTransition(f"{self.notification_uuid}: phase {self.phase} -> {phase}")
+        return replace(self, phase=phase, updated_at=iso(now))
+
+    def reached(self, phase: Phase) -> bool:
+        return PHASE_ORDER.index(self.phase) >= PHASE_ORDER.index(phase)
+
+    def log(self, name: str, state: str, message: str, now: datetime) -> Notification:
+        return replace(self, steps=(*self.steps, Step(name, state, iso(now), message)), updated_at=iso(now))
+
+    def with_vmove(self, move: VMove, now: datetime) -> Notification:
+        others = tuple(m for m in self.vmoves if m.instance_uuid != move.instance_uuid)
+        ordered = [*others, move]
+        order = {m.instance_uuid: i for i, m in enumerate(self.vmoves)}
+        ordered.sort(key=lambda m: order.get(m.instance_uuid, len(order)))
+        return replace(self, vmoves=tuple(ordered), updated_at=iso(now))
+
+    def vmove(self, instance_uuid: str) -> VMove | None:
+        return next((m for m in self.vmoves if m.instance_uuid == instance_uuid), None)
+
+    def with_fence_attempt(self, attempt: FenceAttempt, now: datetime) -> Notification:
+        return replace(self, fencing=(*self.fencing, attempt), updated_at=iso(now))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Notification:
+        return cls(
+            notification_uuid=data["notification_uuid"],
+            type=NotificationType(data["type"]),
+            hostname=data.get("hostname"),
+            generated_time=data["generated_time"],
+            payload=dict(data.get("payload") or {}),
+            status=Status(data["status"]),
+            created_at=data["created_at"],
+            updated_at=data["updated_at"],
+            reason=data.get("reason"),
+            message=data.get("message", ""),
+            phase=Phase(data.get("phase", Phase.PENDING)),
+            failover_segment_uuid=data.get("failover_segment_uuid"),
+            source_host_uuid=data.get("source_host_uuid"),
+            steps=tuple(Step(**s) for s in data.get("steps", ())),
+            vmoves=tuple(VMove(**{**m, "status": MoveStatus(m["status"])}) for m in data.get("vmoves", ())),
+            fencing=tuple(FenceAttempt(**f) for f in data.get("fencing", ())),
+            attempt=int(data.get("attempt", 0)),
+        )
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """An alert as linked to a record: enough to trace it back to Alertmanager."""
+
+    fingerprint: str
+    starts_at: str
+    status: str
+    alertname: str
+    received_at: str
+    outcome: str
+    external_url: str = ""
+    labels: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,162 @@
+"""The inventory: failover segments and their hosts, with each host's BMC.
+
+The file format (``lazarus inventory apply FILE``)::
+
+    segments:
+      - name: rack-a
+        recovery_method: auto
+        hosts:
+          - name: node-01                     # the Nova compute host name
+            bmc: {driver: ipmi, address: 10.0.0.11, port: 623, username: admin,
+                  password: {env: BMC_NODE01_PASSWORD}}   # or {file: /etc/lazarus/bmc/node-01}
+
+The password is only ever a *reference*; the value is resolved by the worker when it fences
+and never stored in Redis, a record, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from receiver.domain.model import BmcTarget, Secret
+from receiver.errors import ConfigError
+
+_NAMESPACE = uuid.UUID("6f1d3c52-5a3e-4c8e-9b7e-1f0b8d5c2a11")
+
+
+class RecoveryMethod(enum.StrEnum):
+    AUTO = "auto"
+    RESERVED_HOST = "reserved_host"
+    AUTO_PRIORITY = "auto_priority"
+    RH_PRIORITY = "rh_priority"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PasswordRef(_Model):
+    """Where the BMC password lives: an environment variable or a file, never inline."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PasswordRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' or 'file'")
+        return self
+
+    def describe(self) -> str:
+        return f"env:{self.env}" if self.env else f"file:{self.file}"
+
+    def resolve(self, host: str) -> Secret:
+        """Read the password now. Errors name the reference, never a value."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise ConfigError(f"host {host}: bmc.password: environment variable {self.env} is not set")
+            return Secret(value)
+        assert self.file is not None
+        try:
+            value = self.file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"host {host}: bmc.password: cannot read {self.file}: {exc.strerror}") from None
+        if not value:
+            raise ConfigError(f"host {host}: bmc.password: {self.file} is empty")
+        return Secret(value)
+
+
+class BmcSpec(_Model):
+    driver: str = Field(default="ipmi", pattern="^(ipmi)$")
+    address: str = Field(min_length=1, max_length=255)
+    port: int = Field(default=623, ge=1, le=65535)
+    username: str = Field(min_length=1, max_length=64)
+    password: PasswordRef
+
+    def target(self, host: str) -> BmcTarget:
+        return BmcTarget(
+            host=host,
+            address=self.address,
+            port=self.port,
+            username=self.username,
+            password=self.password.resolve(host),
+            driver=self.driver,
+        )
+
+
+class HostSpec(_Model):
+    name: str = Field(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-9._-]+$")
+    type: str = "COMPUTE"
+    control_attributes: str = ""
+    reserved: bool = False
+    on_maintenance: bool = False
+    bmc: BmcSpec | None = None
+
+    @property
+    def uuid(self) -> str:
+        return str(uuid.uuid5(_NAMESPACE, f"host:{self.name}"))
+
+
+class SegmentSpec(_Model):
+    name: str = Field(min_length=1, max_length=255)
+    description: str | None = None
+    recovery_method: RecoveryMethod = RecoveryMethod.AUTO
+    service_type: str = "COMPUTE"
+    enabled: bool = True
+    hosts: list[HostSpec] = Field(default_factory=list)
+
+    @property
+    def uuid(self) -> str:
+        return str(uuid.uuid5(_NAMESPACE, f"segment:{self.name}"))
+
+
+class Inventory(_Model):
+    segments: list[SegmentSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Inventory:
+        seen_segments: set[str] = set()
+        seen_hosts: dict[str, str] = {}
+        for segment in self.segments:
+            if segment.name in seen_segments:
+                raise ValueError(f"segment {segment.name!r} appears twice")
+            seen_segments.add(segment.name)
+            for host in segment.hosts:
+                if host.name in seen_hosts:
+                    raise ValueError(
+                        f"host {host.name!r} is in segments {seen_hosts[host.name]!r} and {segment.name!r}"
+                    )
+                seen_hosts[host.name] = segment.name
+        return self
+
+
+def parse_inventory(data: Any, source: str = "inventory") -> Inventory:
+    """Validate inventory data; ConfigError names the failing path, e.g. segments.0.hosts.1.bmc.port."""
+    if data is None:
+        data = {}
+    try:
+        return Inventory.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(p) for p in error["loc"]) or "(root)"
+            problems.append(f"{key}: {error['msg']}")
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def load_inventory(path: Path) -> Inventory:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"inventory: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"inventory: {path} is not valid YAML: {exc}") from None
+    return parse_inventory(data, source=str(path))

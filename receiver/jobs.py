@@ -1,0 +1,80 @@
+"""RQ entry points: the job boundary. Builds services, takes the record's lease, runs the
+workflow, and turns anything unexpected into an `error` record instead of a silent loss."""
+
+from __future__ import annotations
+
+import logging
+
+from receiver.bootstrap import Services, build
+from receiver.domain.alerts import NotificationType
+from receiver.domain.reasons import Reason
+from receiver.domain.record import Status
+from receiver.errors import LazarusError
+from receiver.settings import Settings, load_settings
+from receiver.workflow import host_recovery
+from receiver.workflow.context import Lease, LeaseLost, RecoveryContext
+
+log = logging.getLogger(__name__)
+
+# Set by `lazarus worker` before it starts working, inherited by forked work-horses.
+_services: Services | None = None
+
+
+def configure(services: Services) -> None:
+    global _services  # noqa: PLW0603 - the worker process's one composition root
+    _services = services
+
+
+def _current() -> Services:
+    global _services  # noqa: PLW0603
+    if _services is None:
+        settings: Settings = load_settings()
+        _services = build(settings)
+    return _services
+
+
+def run_recovery(notification_uuid: str) -> str:
+    """Run (or resume) one recovery. Returns its final status."""
+    services = _current()
+    ttl = services.settings.worker.lease_ttl_s
+    token = services.store.acquire_lease(notification_uuid, ttl)
+    if token is None:
+        log.info("another worker is running this recovery", extra={"notification_uuid": notification_uuid})
+        return "skipped"
+    lease = Lease(services.store, notification_uuid, token, ttl).start()
+    ctx = RecoveryContext(services.store, services.metrics, services.clock, lease, notification_uuid)
+    try:
+        record = ctx.record()
+        if record.type is NotificationType.COMPUTE_HOST:
+            deps = host_recovery.HostRecoveryDeps(
+                inventory=services.inventory,
+                compute=services.compute,
+                power=services.power,
+                settings=services.settings,
+            )
+            record = host_recovery.run(ctx, deps)
+        else:
+            record = ctx.finish(
+                Status.IGNORED,
+                Reason.KIND_NOT_SUPPORTED,
+                f"{record.type.value} recoveries are not supported yet",
+            )
+        return record.status.value
+    except LeaseLost:
+        log.warning(
+            "lease lost; leaving the recovery to its new owner",
+            extra={"notification_uuid": notification_uuid},
+        )
+        return "lease_lost"
+    except Exception as exc:
+        # The job boundary: record the error (kept open for one re-run by the reconciler).
+        log.exception("recovery crashed", extra={"notification_uuid": notification_uuid})
+        try:
+            # Only our own messages reach the record: a library's text might carry a secret.
+            detail = exc.message if isinstance(exc, LazarusError) else "see the worker log"
+            ctx.finish(Status.ERROR, Reason.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {detail}")
+        except Exception:
+            log.exception("could not record the error", extra={"notification_uuid": notification_uuid})
+        raise
+    finally:
+        lease.release()

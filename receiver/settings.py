@@ -1,0 +1,191 @@
+"""The one typed, validated settings object, read once at start.
+
+Sources, later ones winning: defaults, the YAML file named by ``LAZARUS_CONFIG``, then
+environment variables ``LAZARUS_<KEY>`` with ``__`` between nested keys
+(``LAZARUS_FENCING__POWER_OFF_TIMEOUT_S=20``). A bad value is a `ConfigError` that names
+the key. Secrets are `SecretStr` and never appear in repr or logs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from receiver.errors import ConfigError
+
+ENV_PREFIX = "LAZARUS_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WebhookSettings(_Section):
+    """Who may post alerts, and how alert labels map to failures."""
+
+    bearer_tokens: list[SecretStr] = Field(default_factory=list)
+    bearer_token_files: list[Path] = Field(default_factory=list)
+    basic_users: dict[str, SecretStr] = Field(default_factory=dict)
+    allow_unauthenticated: bool = False
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    recovery_label: str = "recovery"
+    host_label: str = "host"
+    instance_label: str = "uuid"
+    process_label: str = "process"
+
+    def all_tokens(self) -> list[str]:
+        """Tokens from settings plus those read from files (whitespace trimmed)."""
+        tokens = [t.get_secret_value() for t in self.bearer_tokens]
+        for path in self.bearer_token_files:
+            try:
+                tokens.append(path.read_text().strip())
+            except OSError as exc:
+                raise ConfigError(f"webhook.bearer_token_files: cannot read {path}: {exc.strerror}") from exc
+        return [t for t in tokens if t]
+
+
+class FencingSettings(_Section):
+    """How long and how often to insist before a host counts as proven off."""
+
+    bmc_timeout_s: float = Field(default=5.0, gt=0)
+    power_off_timeout_s: float = Field(default=30.0, gt=0)
+    power_off_attempts: int = Field(default=3, ge=1, le=10)
+    poll_interval_s: float = Field(default=1.0, gt=0)
+
+
+class EvacuationSettings(_Section):
+    concurrency: int = Field(default=4, ge=1, le=64)
+    timeout_s: float = Field(default=600.0, gt=0)
+    poll_interval_s: float = Field(default=1.0, gt=0)
+
+
+class NovaSettings(_Section):
+    """openstacksdk's clouds.yaml entry (None: OS_CLOUD / the environment decides)."""
+
+    cloud: str | None = None
+    compute_api_version: str = "2.94"
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class ServeSettings(_Section):
+    bind: str = "127.0.0.1:8080"
+    workers: int = Field(default=2, ge=1, le=64)
+    timeout_s: int = Field(default=30, ge=1)
+
+
+class WorkerSettings(_Section):
+    lease_ttl_s: float = Field(default=20.0, ge=2)
+    reconcile_interval_s: float = Field(default=10.0, gt=0)
+    job_timeout_s: int = Field(default=3600, ge=60)
+
+
+class Settings(BaseSettings):
+    """Everything Lazarus reads from its environment, validated once."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    redis_sentinels: list[str] = Field(default_factory=list)
+    redis_sentinel_master: str = "mymaster"
+    redis_socket_timeout_s: float = Field(default=0.5, gt=0)
+    queue_name: str = "lazarus"
+    key_prefix: str = "lazarus"
+    alert_dedup_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    log_level: str = "INFO"
+    log_json: bool = True
+    public_url: str = ""
+
+    webhook: WebhookSettings = WebhookSettings()
+    fencing: FencingSettings = FencingSettings()
+    evacuation: EvacuationSettings = EvacuationSettings()
+    nova: NovaSettings = NovaSettings()
+    serve: ServeSettings = ServeSettings()
+    worker: WorkerSettings = WorkerSettings()
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return upper
+
+    @field_validator("key_prefix", "queue_name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not value or not all(c.isalnum() or c in "-_" for c in value):
+            raise ValueError("must be letters, digits, '-' or '_'")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit values (the YAML file, tests) first, then the environment on top.
+        return (env_settings, init_settings)
+
+    def secrets(self) -> list[str]:
+        """Every secret value, so the log filter can scrub them as a last line of defence."""
+        values = [self.redis_url.get_secret_value()]
+        values += [t.get_secret_value() for t in self.webhook.bearer_tokens]
+        values += [p.get_secret_value() for p in self.webhook.basic_users.values()]
+        return [v for v in values if len(v) >= 6 and "://" not in v] + _url_passwords(values[0])
+
+
+def _url_passwords(url: str) -> list[str]:
+    if "@" not in url or ":" not in url.split("@", 1)[0].split("//", 1)[-1]:
+        return []
+    password = url.split("@", 1)[0].split("//", 1)[-1].split(":", 1)[1]
+    return [password] if password else []
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate settings from the file and the environment; ConfigError names the bad key."""
+    import os
+
+    file_values: dict[str, Any] = {}
+    config_path = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if config_path:
+        file_values = _read_yaml(Path(config_path))
+    file_values.update(overrides)
+    try:
+        return Settings(**file_values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{ENV_PREFIX}CONFIG: cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{ENV_PREFIX}CONFIG: {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{ENV_PREFIX}CONFIG: {path} must hold a mapping at the top level")
+    return data
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(root)"
+        env_name = ENV_PREFIX + "__".join(str(p).upper() for p in error["loc"])
+        problems.append(f"{key} (env {env_name}): {error['msg']}")
+    return "invalid settings: " + "; ".join(problems)

@@ -1,0 +1,1 @@
+"""HTTP entry points: the Alertmanager webhook, the read API, health and metrics."""

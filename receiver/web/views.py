@@ -1,0 +1,111 @@
+"""JSON shapes of the read API, in Masakari's envelopes and field names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from receiver.adapters.redis_inventory import HostView
+from receiver.adapters.redis_store import StoredNotification
+from receiver.domain.record import Notification, Step
+from receiver.inventory import SegmentSpec
+
+
+def notification_summary(record: Notification) -> dict[str, Any]:
+    return {
+        "id": record.notification_uuid,
+        "notification_uuid": record.notification_uuid,
+        "type": record.type.value,
+        "hostname": record.hostname,
+        "source_host_uuid": record.source_host_uuid,
+        "failover_segment_uuid": record.failover_segment_uuid,
+        "generated_time": record.generated_time,
+        "payload": record.payload,
+        "status": record.status.value,
+        "reason": record.reason,
+        "message": record.message,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "deleted": False,
+        "deleted_at": None,
+    }
+
+
+def notification_detail(stored: StoredNotification) -> dict[str, Any]:
+    record = stored.record
+    return {
+        **notification_summary(record),
+        "phase": record.phase.value,
+        "attempt": record.attempt,
+        "recovery_workflow_details": workflow_details(record.steps),
+        "steps": [step.__dict__ for step in record.steps],
+        "fencing": [attempt.__dict__ for attempt in record.fencing],
+        "vmoves": [vmove(record, m) for m in record.vmoves],
+        "alerts": [alert.__dict__ for alert in stored.alerts],
+        "duplicates": stored.duplicates,
+    }
+
+
+def vmove(record: Notification, move: Any) -> dict[str, Any]:
+    return {
+        "uuid": f"{record.notification_uuid}:{move.instance_uuid}",
+        "notification_uuid": record.notification_uuid,
+        "instance_uuid": move.instance_uuid,
+        "instance_name": move.instance_name,
+        "source_host": move.source_host,
+        "dest_host": move.dest_host,
+        "start_time": move.start_time,
+        "end_time": move.end_time,
+        "type": move.type,
+        "status": move.status.value,
+        "message": move.message,
+    }
+
+
+def workflow_details(steps: tuple[Step, ...]) -> list[dict[str, Any]]:
+    """Masakari's recovery_workflow_details: one entry per task, with its progress lines."""
+    tasks: dict[str, dict[str, Any]] = {}
+    for step in steps:
+        task = tasks.setdefault(step.name, {"name": step.name, "state": "", "progress_details": []})
+        task["state"] = step.state.upper()
+        task["progress_details"].append(
+            {"timestamp": step.at, "message": step.message, "progress": step.state}
+        )
+    return list(tasks.values())
+
+
+def segment(spec: SegmentSpec) -> dict[str, Any]:
+    return {
+        "uuid": spec.uuid,
+        "id": spec.uuid,
+        "name": spec.name,
+        "description": spec.description,
+        "recovery_method": spec.recovery_method.value,
+        "service_type": spec.service_type,
+        "enabled": spec.enabled,
+    }
+
+
+def host(view: HostView) -> dict[str, Any]:
+    spec = view.spec
+    bmc = None
+    if spec.bmc is not None:
+        bmc = {
+            "driver": spec.bmc.driver,
+            "address": spec.bmc.address,
+            "port": spec.bmc.port,
+            "username": spec.bmc.username,
+            "password_ref": spec.bmc.password.describe(),
+        }
+    return {
+        "uuid": spec.uuid,
+        "id": spec.uuid,
+        "name": spec.name,
+        "type": spec.type,
+        "control_attributes": spec.control_attributes,
+        "reserved": spec.reserved,
+        "on_maintenance": view.on_maintenance,
+        "maintenance_reason": view.state.reason if view.on_maintenance else None,
+        "failover_segment_id": view.segment.uuid,
+        "failover_segment": segment(view.segment),
+        "fencing": bmc,
+    }

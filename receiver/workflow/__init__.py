@@ -1,0 +1,1 @@
+"""Thin shells that apply the domain's decisions through the ports, recording every step."""

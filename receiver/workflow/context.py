@@ -1,0 +1,113 @@
+"""What every workflow step needs: the record, a clock, and proof that we still own the run."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from receiver.adapters.redis_store import RecordStore
+from receiver.domain.record import Notification, Status
+from receiver.errors import LazarusError, StoreUnavailable
+from receiver.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class LeaseLost(LazarusError):
+    """Another worker may be running this record now: stop before touching anything."""
+
+    retryable = True
+
+
+@dataclass
+class Clock:
+    now: Callable[[], datetime]
+    sleep: Callable[[float], None] = time.sleep
+
+
+class Lease:
+    """Holds the record's lease and renews it in the background while the job runs."""
+
+    def __init__(self, store: RecordStore, uuid: str, token: str, ttl_s: float) -> None:
+        self.store = store
+        self.uuid = uuid
+        self.token = token
+        self.ttl_s = ttl_s
+        self._lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{uuid[:8]}", daemon=True)
+
+    def start(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl_s / 4):
+            try:
+                if not self.store.renew_lease(self.uuid, self.token, self.ttl_s):
+                    self._lost.set()
+                    return
+            except StoreUnavailable:
+                # Keep trying until the lease would have expired anyway.
+                continue
+
+    def check(self) -> None:
+        """Call before every action with an effect outside Redis."""
+        if self._lost.is_set():
+            raise LeaseLost(f"lease on {self.uuid} lost; another worker may own this recovery")
+
+    def release(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+        try:
+            self.store.release_lease(self.uuid, self.token)
+        except StoreUnavailable:
+            log.warning("lease not released; it expires by itself", extra={"notification_uuid": self.uuid})
+
+
+@dataclass
+class RecoveryContext:
+    store: RecordStore
+    metrics: Metrics
+    clock: Clock
+    lease: Lease
+    uuid: str
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self) -> Notification:
+        return self.store.get(self.uuid)
+
+    def update(self, change: Callable[[Notification], Notification]) -> Notification:
+        with self._lock:
+            return self.store.update(self.uuid, change)
+
+    def step(self, name: str, state: str, message: str, **fields: object) -> Notification:
+        now = self.clock.now()
+        log.info(message, extra={"notification_uuid": self.uuid, "step": name, "state": state, **fields})
+        return self.update(lambda r: r.log(name, state, message, now))
+
+    def finish(self, status: Status, reason: str, message: str) -> Notification:
+        now = self.clock.now()
+        level = logging.INFO if status is Status.FINISHED else logging.WARNING
+        log.log(
+            level,
+            "recovery ended",
+            extra={
+                "notification_uuid": self.uuid,
+                "status": status.value,
+                "reason": reason,
+                "detail": message,
+            },
+        )
+        record = self.update(
+            lambda r: r.log("recovery", status.value, message, now).transition(
+                status, now, reason=reason, message=message
+            )
+        )
+        started = datetime.fromisoformat(record.created_at)
+        self.metrics.recovery_ended(record.type.value, status.value, reason, (now - started).total_seconds())
+        return record

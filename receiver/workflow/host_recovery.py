@@ -1,0 +1,213 @@
+"""Host recovery: check -> fence -> force down -> disable -> evacuate -> confirm.
+
+Each phase is recorded when its effect is proven, and skipped on resume when the record
+says it is done, so a killed worker's successor continues where it stopped. Safety rules:
+no Nova write before the fence is proven (rule 1), forced_down before disable before any
+evacuation (rule 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from receiver.adapters.redis_inventory import InventoryStore
+from receiver.domain.model import ComputeService
+from receiver.domain.reasons import Reason
+from receiver.domain.record import MoveStatus, Notification, Phase, Status
+from receiver.errors import ComputeError, ComputeRejected, ConfigError, NotFound
+from receiver.ports import Compute, PowerController
+from receiver.settings import Settings
+from receiver.workflow.context import RecoveryContext
+from receiver.workflow.evacuation import plan_moves, run_moves
+from receiver.workflow.fencing import fence
+from receiver.workflow.retry import retry_transient
+
+
+@dataclass
+class HostRecoveryDeps:
+    inventory: InventoryStore
+    compute: Callable[[], Compute]
+    power: Callable[[str], PowerController]  # by fence driver name
+    settings: Settings
+
+
+def disable_reason(uuid: str) -> str:
+    # The reason names the record, so an operator looking at Nova knows who did this and why.
+    return f"lazarus: host failure, recovery {uuid}"
+
+
+def run(ctx: RecoveryContext, deps: HostRecoveryDeps) -> Notification:
+    record = ctx.record()
+    if not (record.status.is_open or record.status is Status.ERROR):
+        return record
+    if record.status is not Status.RUNNING:
+        now = ctx.clock.now()
+        record = ctx.update(lambda r: r.transition(Status.RUNNING, now, message="recovery running"))
+        ctx.step("recovery", "started", f"recovery of host {record.hostname} started")
+    else:
+        ctx.step(
+            "recovery",
+            "resumed",
+            f"recovery resumed at phase {record.phase.value} (attempt {record.attempt})",
+        )
+    hostname = record.hostname or ""
+    # Each phase runs only if the record does not already prove it done (resume).
+    for proven_by, phase_step in _PHASES:
+        if not ctx.record().reached(proven_by):
+            ended = phase_step(ctx, deps, hostname)
+            if ended is not None:
+                return ended
+    compute = deps.compute()
+    moves = run_moves(ctx, compute, deps.settings.evacuation, hostname)
+    now = ctx.clock.now()
+    ctx.update(lambda r: r.advance(Phase.DONE, now))
+    failed = [m for m in moves if m.status is MoveStatus.FAILED]
+    moved = [m for m in moves if m.status is MoveStatus.SUCCEEDED]
+    if failed:
+        detail = "; ".join(f"{m.instance_name}: {m.message}" for m in failed)
+        return ctx.finish(
+            Status.FAILED,
+            Reason.EVACUATION_FAILED,
+            f"{len(failed)} of {len(moves)} instances not recovered: {detail}",
+        )
+    return ctx.finish(Status.FINISHED, Reason.COMPLETED, f"{len(moved)} instances recovered off {hostname}")
+
+
+def _check(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notification | None:
+    record = ctx.record()
+    host = deps.inventory.host(hostname)
+    if host is None:
+        return ctx.finish(
+            Status.IGNORED,
+            Reason.HOST_NOT_IN_INVENTORY,
+            f"host {record.hostname} is not in the inventory; nothing was touched",
+        )
+    if host.on_maintenance and host.state.notification_uuid != record.notification_uuid:
+        return ctx.finish(
+            Status.IGNORED,
+            Reason.HOST_ON_MAINTENANCE,
+            f"host {host.spec.name} is on maintenance ({host.state.reason}); nothing was touched",
+        )
+    if not host.segment.enabled:
+        return ctx.finish(
+            Status.IGNORED,
+            Reason.SEGMENT_DISABLED,
+            f"segment {host.segment.name} is disabled; nothing was touched",
+        )
+    if host.spec.bmc is None:
+        return ctx.finish(
+            Status.FAILED,
+            Reason.NO_FENCE_METHOD,
+            f"host {host.spec.name} has no fence method; refusing to evacuate without proof it is off",
+        )
+    now = ctx.clock.now()
+    ctx.update(lambda r: r.advance(Phase.CHECKED, now))
+    ctx.update(lambda r: _with_host_ids(r, host.spec.uuid, host.segment.uuid))
+    ctx.step(
+        "check",
+        "succeeded",
+        f"host {host.spec.name} is in segment {host.segment.name} "
+        f"({host.segment.recovery_method.value}), not on maintenance",
+    )
+    return None
+
+
+def _with_host_ids(record: Notification, host_uuid: str, segment_uuid: str) -> Notification:
+    from dataclasses import replace
+
+    return replace(record, source_host_uuid=host_uuid, failover_segment_uuid=segment_uuid)
+
+
+def _fence(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notification | None:
+    host = deps.inventory.host(hostname)
+    if host is None or host.spec.bmc is None:
+        return ctx.finish(Status.FAILED, Reason.NO_FENCE_METHOD, f"host {hostname} lost its fence method")
+    try:
+        target = host.spec.bmc.target(hostname)
+    except ConfigError as exc:
+        return ctx.finish(Status.FAILED, Reason.FENCE_CONFIG_INVALID, exc.message)
+    result = fence(ctx, deps.power(target.driver), target, deps.settings.fencing)
+    if not result.confirmed_off:
+        return ctx.finish(
+            Status.FAILED,
+            result.reason or Reason.POWER_STILL_ON,
+            f"fencing failed, nothing evacuated: {result.message}",
+        )
+    now = ctx.clock.now()
+    # The host is off and stays out of service until an operator reinstates it (rule 5).
+    deps.inventory.set_maintenance(hostname, f"fenced by recovery {ctx.uuid}", ctx.uuid, now)
+    ctx.update(lambda r: r.advance(Phase.FENCED, now))
+    return None
+
+
+def _tell_nova(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notification | None:
+    compute = deps.compute()
+    try:
+        service = retry_transient(lambda: compute.service(hostname))
+        if not ctx.record().reached(Phase.NOVA_FORCED_DOWN):
+            service = _force_down(ctx, compute, service)
+        if service.status != "disabled":
+            ctx.lease.check()
+            retry_transient(lambda: compute.disable(service, disable_reason(ctx.uuid)))
+        now = ctx.clock.now()
+        ctx.update(lambda r: r.advance(Phase.NOVA_DISABLED, now))
+        ctx.step("nova", "succeeded", f"compute service of {hostname} disabled: {disable_reason(ctx.uuid)}")
+    except NotFound:
+        return ctx.finish(
+            Status.FAILED,
+            Reason.SERVICE_NOT_FOUND,
+            f"Nova has no nova-compute service on {hostname}; the host stays fenced",
+        )
+    except ComputeError as exc:
+        return _nova_failure(ctx, exc, f"telling Nova that {hostname} is down")
+    return None
+
+
+def _force_down(ctx: RecoveryContext, compute: Compute, service: ComputeService) -> ComputeService:
+    if not service.forced_down:
+        ctx.lease.check()
+        service = retry_transient(lambda: compute.force_down(service))
+    now = ctx.clock.now()
+    ctx.update(lambda r: r.advance(Phase.NOVA_FORCED_DOWN, now))
+    ctx.step("nova", "succeeded", f"compute service of {service.host} forced down")
+    return service
+
+
+def _plan(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notification | None:
+    compute = deps.compute()
+    try:
+        servers = retry_transient(lambda: compute.servers_on(hostname))
+    except ComputeError as exc:
+        return _nova_failure(ctx, exc, f"listing instances on {hostname}")
+    moves = plan_moves(servers, hostname)
+    now = ctx.clock.now()
+
+    def record_plan(r: Notification) -> Notification:
+        for move in moves:
+            r = r.with_vmove(move, now)
+        return r.advance(Phase.EVACUATING, now)
+
+    ctx.update(record_plan)
+    if not moves:
+        return ctx.finish(
+            Status.FINISHED, Reason.NO_INSTANCES, f"no instances on {hostname}; host stays fenced"
+        )
+    names = ", ".join(m.instance_name for m in moves)
+    ctx.step("plan", "succeeded", f"{len(moves)} instances to evacuate from {hostname}: {names}")
+    return None
+
+
+def _nova_failure(ctx: RecoveryContext, exc: ComputeError, doing: str) -> Notification:
+    reason = Reason.COMPUTE_REJECTED if isinstance(exc, ComputeRejected) else Reason.COMPUTE_UNAVAILABLE
+    request = f" (request {exc.request_id})" if exc.request_id else ""
+    return ctx.finish(Status.FAILED, reason, f"Nova failed while {doing}: {exc.message}{request}")
+
+
+_PhaseStep = Callable[[RecoveryContext, HostRecoveryDeps, str], Notification | None]
+_PHASES: tuple[tuple[Phase, _PhaseStep], ...] = (
+    (Phase.CHECKED, _check),
+    (Phase.FENCED, _fence),
+    (Phase.NOVA_DISABLED, _tell_nova),
+    (Phase.EVACUATING, _plan),
+)
