@@ -18,13 +18,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from receiver.lab.manifest import MANIFEST, LabManifest
 
+T = TypeVar("T")
 START_DEADLINE_S = 120.0  # generous: a loaded 2-core machine building 20,000 servers
 STOP_DEADLINE_S = 20.0
 
@@ -106,6 +107,24 @@ def _tail(path: Path, lines: int = 40) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def wait_until(
+    condition: Callable[[], T | None],
+    *,
+    timeout: float = 60.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """Poll `condition` until it returns something truthy (returned), or fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} not reached within {timeout:.0f} s")
+        time.sleep(interval)
 
 
 class LabControl:
