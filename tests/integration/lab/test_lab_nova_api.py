@@ -78,7 +78,8 @@ def test_servers_of_a_host_with_compute_host_filter(conn: Any) -> None:
 
 def test_evacuate_refused_while_source_is_up_then_moves_every_server(conn: Any) -> None:
     servers = servers_on(conn, "node-01")
-    with pytest.raises(sdk_exceptions.BadRequestException, match="Compute service of node-01 is still in use"):
+    still_in_use = "Compute service of node-01 is still in use"
+    with pytest.raises(sdk_exceptions.BadRequestException, match=still_in_use):
         conn.compute.evacuate_server(servers[0])
 
     fence(conn, "node-01")
@@ -120,9 +121,7 @@ def test_evacuate_to_a_named_host_and_refusals(conn: Any) -> None:
 def test_microversion_2_95_leaves_evacuated_servers_shutoff(lab: LabManifest, conn: Any) -> None:
     active = next(s for s in servers_on(conn, "node-01") if s.status == "ACTIVE")
     fence(conn, "node-01")
-    response = conn.compute.post(
-        f"/servers/{active.id}/action", json={"evacuate": {}}, microversion="2.95"
-    )
+    response = conn.compute.post(f"/servers/{active.id}/action", json={"evacuate": {}}, microversion="2.95")
     assert response.status_code == 200
     assert response.headers["OpenStack-API-Version"] == "compute 2.95"
     moved = settled(conn, active.id)
