@@ -1,0 +1,281 @@
+"""Targets for the `Compute` contract suite: the real Nova test bed and the lab's simulated Nova.
+
+Each target gives the suite a `NovaCompute` pointed at it, plus a setup helper (`NovaAdmin`)
+that talks plain HTTP to the same API, so setup and checks never go through the adapter
+under test. The real Nova is shared with other people: every fixture restores what it
+changed (servers deleted; a powered-off host restarted, un-forced and enabled again).
+
+Real Nova (marker `nova`):
+  LAZARUS_TEST_NOVA_ENDPOINT  e.g. http://127.0.0.1:18774/v2.1 (unset: skipped)
+  LAZARUS_TEST_NOVA_TOKEN     default admin:admin
+  LAZARUS_TEST_NOVA_LAB       path to ../shared/nova-lab (its nodectl.sh simulates power loss;
+                              unset: the power-loss cases are skipped)
+  LAZARUS_TEST_NOVA_VICTIM    the host the suite powers off, default node-02
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import openstack
+import pytest
+import requests
+
+from receiver.adapters.nova import NovaCompute
+
+T = TypeVar("T")
+
+MICROVERSION = "2.94"
+IMAGE_ID = "11111111-1111-4111-8111-111111111111"  # the nova-lab's stub Glance image
+FLAVOR_NAME = "fake.small"
+POLL_S = 0.2
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 180.0) -> T:
+    """Poll `probe` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(POLL_S)
+
+
+class NovaAdmin:
+    """Plain HTTP to the compute API for setup, cleanup and cross-checks."""
+
+    def __init__(self, endpoint: str, token: str) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.http = requests.Session()
+        self.http.headers.update({"X-Auth-Token": token, "OpenStack-API-Version": f"compute {MICROVERSION}"})
+
+    def call(self, method: str, path: str, json: Any = None, ok: tuple[int, ...] = (200,)) -> Any:
+        response = self.http.request(method, self.endpoint + path, json=json, timeout=30)
+        if response.status_code not in ok:
+            raise AssertionError(f"{method} {path}: HTTP {response.status_code} {response.text[:300]}")
+        return response.json() if response.content else None
+
+    def service(self, host: str) -> dict[str, Any]:
+        services = self.call("GET", f"/os-services?binary=nova-compute&host={host}")["services"]
+        return next(s for s in services if s["host"] == host)
+
+    def compute_hosts(self) -> list[str]:
+        return sorted(s["host"] for s in self.call("GET", "/os-services?binary=nova-compute")["services"])
+
+    def update_service(self, host: str, **change: Any) -> Any:
+        service_id = self.service(host)["id"]
+        return self.call("PUT", f"/os-services/{service_id}", json=change, ok=(200, 400))
+
+    def server(self, server_id: str) -> dict[str, Any] | None:
+        body = self.call("GET", f"/servers/{server_id}", ok=(200, 404))
+        return body.get("server") if body and "server" in body else None
+
+    def all_servers(self) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/servers/detail?all_tenants=1")["servers"])
+
+    def flavor_id(self, name: str) -> str:
+        flavors = self.call("GET", "/flavors")["flavors"]
+        return str(next(f["id"] for f in flavors if f["name"] == name))
+
+    def compute_warm(self, **options: Any) -> NovaCompute:
+        """A `compute()` whose one-time version discovery GET has already happened."""
+        compute = self.compute(**options)
+        compute.service(self.victim)
+        return compute
+
+    def boot(self, host: str, name: str, metadata: dict[str, str]) -> str:
+        server = {
+            "name": name,
+            "imageRef": IMAGE_ID,
+            "flavorRef": self.flavor_id(FLAVOR_NAME),
+            "networks": "none",
+            "availability_zone": f"nova:{host}",
+            "metadata": metadata,
+        }
+        return str(self.call("POST", "/servers", json={"server": server}, ok=(202,))["server"]["id"])
+
+    def stop(self, server_id: str) -> None:
+        self.call("POST", f"/servers/{server_id}/action", json={"os-stop": None}, ok=(202,))
+
+    def delete(self, server_id: str) -> None:
+        self.call("DELETE", f"/servers/{server_id}", ok=(204, 404))
+
+    def wait_status(self, server_id: str, status: str, timeout: float = 180.0) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            server = self.server(server_id)
+            if server and server["status"] == "ERROR":
+                pytest.fail(f"server {server_id} went to ERROR: {server.get('fault')}")
+            done = server and server["status"] == status and not server.get("OS-EXT-STS:task_state")
+            return server if done else None
+
+        return wait_for(f"server {server_id} {status}", probe, timeout)
+
+
+@dataclass
+class Target:
+    """One compute API the contract holds against."""
+
+    name: str
+    endpoint: str
+    token: str
+    admin: NovaAdmin
+    victim: str  # the host the suite boots on, forces down and powers off
+    power_off: Callable[[str], None] | None  # None: power loss cannot be simulated here
+    power_on: Callable[[str], None] | None
+    booted: list[str] = field(default_factory=list)
+
+    def compute(self, **options: Any) -> NovaCompute:
+        connection = openstack.connect(
+            auth_type="admin_token",
+            auth={"endpoint": self.endpoint, "token": self.token},
+            compute_api_version=MICROVERSION,
+            api_timeout=30,
+        )
+        return NovaCompute(connection, microversion=MICROVERSION, **options)
+
+    def compute_warm(self, **options: Any) -> NovaCompute:
+        """A `compute()` whose one-time version discovery GET has already happened."""
+        compute = self.compute(**options)
+        compute.service(self.victim)
+        return compute
+
+    def boot(self, host: str, *, stopped: bool = False, owner: list[str] | None = None) -> str:
+        """A server on `host`, ACTIVE (or SHUTOFF). Its id goes to `owner` (default: the list
+        the `target` fixture deletes after each test)."""
+        tag = f"lazarus-contract-{uuid.uuid4().hex[:8]}"
+        server_id = self.admin.boot(host, tag, {"lazarus-contract": tag})
+        (self.booted if owner is None else owner).append(server_id)
+        self.admin.wait_status(server_id, "ACTIVE")
+        if stopped:
+            self.admin.stop(server_id)
+            self.admin.wait_status(server_id, "SHUTOFF")
+        return server_id
+
+    def other_hosts(self, host: str) -> list[str]:
+        return [h for h in self.admin.compute_hosts() if h != host]
+
+    def cleanup_servers(self, owner: list[str] | None = None) -> None:
+        booted = self.booted if owner is None else owner
+        for server_id in booted:
+            self.admin.delete(server_id)
+        for server_id in booted:
+            wait_for(f"server {server_id} deleted", lambda sid=server_id: self.admin.server(sid) is None)
+        booted.clear()
+
+    def restore_host(self, host: str) -> None:
+        """Power `host` back on and undo forced_down/disabled (nova-lab README, pitfall 4)."""
+        restarted = datetime.now(UTC).replace(microsecond=0)
+        if self.power_on is not None:
+            self.power_on(host)
+
+        def heartbeat_after_restart() -> bool:
+            updated = self.admin.service(host).get("updated_at")
+            return bool(updated) and datetime.fromisoformat(updated).replace(tzinfo=UTC) > restarted
+
+        wait_for(f"{host}'s compute service heartbeating again", heartbeat_after_restart)
+
+        def forced_up() -> bool:
+            # 400 until the restarted compute has moved its `done` evacuations to `completed`
+            body = self.admin.update_service(host, forced_down=False)
+            return bool(body and "service" in body)
+
+        wait_for(f"{host} un-forced", forced_up)
+        self.admin.update_service(host, status="enabled")
+        wait_for(f"{host} up", lambda: self.admin.service(host)["state"] == "up")
+
+    def restore_service(self, host: str) -> None:
+        """Undo forced_down / disabled on a host whose compute kept running."""
+        self.admin.update_service(host, forced_down=False)
+        self.admin.update_service(host, status="enabled")
+
+    def require_healthy(self, host: str) -> None:
+        service = self.admin.service(host)
+        if service["state"] != "up" or service["status"] != "enabled" or service["forced_down"]:
+            pytest.skip(
+                f"{self.name}: host {host} is not healthy (state={service['state']} status="
+                f"{service['status']} forced_down={service['forced_down']}); someone else is using it"
+            )
+
+
+# ------------------------------------------------------------------------------------ real Nova
+
+
+def _real_nova() -> Iterator[Target]:
+    endpoint = os.environ.get("LAZARUS_TEST_NOVA_ENDPOINT")
+    if not endpoint:
+        pytest.skip("real Nova: LAZARUS_TEST_NOVA_ENDPOINT is not set (start ../shared/nova-lab)")
+    token = os.environ.get("LAZARUS_TEST_NOVA_TOKEN", "admin:admin")
+    lab = os.environ.get("LAZARUS_TEST_NOVA_LAB")
+    nodectl = Path(lab) / "nodectl.sh" if lab else None
+
+    def run_nodectl(action: str, host: str) -> None:
+        assert nodectl is not None
+        subprocess.run([str(nodectl), action, host], check=True, capture_output=True, timeout=60)
+
+    power: Callable[[str], None] | None = None
+    if nodectl is not None and nodectl.exists():
+        power = run_nodectl
+    target = Target(
+        name="nova",
+        endpoint=endpoint,
+        token=token,
+        admin=NovaAdmin(endpoint, token),
+        victim=os.environ.get("LAZARUS_TEST_NOVA_VICTIM", "node-02"),
+        power_off=(lambda host: run_nodectl("kill", host)) if power else None,
+        power_on=(lambda host: run_nodectl("start", host)) if power else None,
+    )
+    yield target
+
+
+# ------------------------------------------------------------------------------------ fixtures
+
+TARGETS = [pytest.param("nova", marks=pytest.mark.nova, id="nova")]
+
+
+@pytest.fixture(scope="session", params=TARGETS)
+def target_session(request: pytest.FixtureRequest) -> Iterator[Target]:
+    factories = {"nova": _real_nova}
+    yield from factories[request.param]()
+
+
+@pytest.fixture
+def target(target_session: Target) -> Iterator[Target]:
+    """The target, with every server a test booted deleted afterwards."""
+    try:
+        yield target_session
+    finally:
+        target_session.cleanup_servers()
+
+
+@pytest.fixture
+def http_requests() -> Iterator[list[str]]:
+    """The HTTP requests keystoneauth sends while the test runs ("GET http://...")."""
+    seen: list[str] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if message.startswith("REQ: curl"):
+                parts = message.split()
+                seen.append(f"{parts[parts.index('-X') + 1]} {parts[parts.index('-X') + 2]}")
+
+    logger = logging.getLogger("keystoneauth.session")
+    handler, level = Recorder(level=logging.DEBUG), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -1,0 +1,305 @@
+"""The `Compute` port's contract, held by `NovaCompute` against every target in conftest.py.
+
+Markers come from the target parameter (`nova` for the real Nova test bed, `integration` for
+the lab's simulated Nova) rather than from a module-level `pytestmark`, so `-m nova` and
+`-m integration` each select exactly their target.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+import pytest
+
+from receiver.adapters.nova import NovaCompute
+from receiver.domain.model import ComputeService, Server
+from receiver.errors import ComputeError, ComputeRejected, NotFound
+
+# openstacksdk 4.22 warns on its own internal calls (PendingDeprecationWarning): about InfluxDB on
+# every connect (its loader always returns a truthy config dict), and about `service_type` on
+# every request; pytest turns warnings into errors.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Support for InfluxDB requires:PendingDeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:The 'service_type' parameter is unnecesary:PendingDeprecationWarning"),
+]
+
+UNKNOWN_HOST = "lazarus-contract-no-such-host"
+UNKNOWN_SERVER = "00000000-0000-4000-8000-00000000dead"
+
+
+def error_text(exc: BaseException) -> str:
+    """Everything an exception could leak into a log: its chain, messages and reprs."""
+    return "".join(traceback.format_exception(exc)) + repr(exc) + repr(exc.__cause__)
+
+
+def raises_clean(target: object, error: type[ComputeError] | type[NotFound], call: object) -> BaseException:
+    """Run `call`, expect `error`, and check the token appears nowhere in it."""
+    assert callable(call)
+    with pytest.raises(error) as info:
+        call()
+    token = target.token  # type: ignore[attr-defined]
+    assert token not in error_text(info.value)
+    return info.value
+
+
+# ----------------------------------------------------------------------------- services
+
+
+def test_service_of_a_host(target) -> None:
+    service = target.compute().service(target.victim)
+    assert isinstance(service, ComputeService)
+    assert service.host == target.victim
+    assert service.id and service.state in ("up", "down") and service.status in ("enabled", "disabled")
+    assert service.id == target.admin.service(target.victim)["id"]
+    assert service.updated_at is not None and service.updated_at.tzinfo is not None
+
+
+def test_service_of_an_unknown_host_is_not_found(target) -> None:
+    error = raises_clean(target, NotFound, lambda: target.compute().service(UNKNOWN_HOST))
+    assert UNKNOWN_HOST in str(error)
+
+
+def test_force_down_then_disable(target) -> None:
+    host = target.victim
+    target.require_healthy(host)
+    compute = target.compute()
+    try:
+        forced = compute.force_down(compute.service(host))
+        assert (forced.host, forced.forced_down, forced.state) == (host, True, "down")
+        assert forced.status == "enabled"
+        disabled = compute.disable(forced, "lazarus contract: host fenced")
+        assert (disabled.forced_down, disabled.state, disabled.status) == (True, "down", "disabled")
+        assert disabled.disabled_reason == "lazarus contract: host fenced"
+        # updated_at moves with heartbeats (and PUT answers carry microseconds, GETs do not)
+        assert replace(compute.service(host), updated_at=None) == replace(disabled, updated_at=None)
+    finally:
+        target.restore_service(host)
+    assert target.admin.service(host)["state"] == "up"
+
+
+def test_force_down_of_an_unknown_service_is_not_found(target) -> None:
+    ghost = ComputeService(
+        id=UNKNOWN_SERVER, host=UNKNOWN_HOST, state="up", status="enabled", forced_down=False
+    )
+    error = raises_clean(target, NotFound, lambda: target.compute().force_down(ghost))
+    assert UNKNOWN_HOST in str(error) and "force down" in str(error)
+
+
+# ----------------------------------------------------------------------------- servers
+
+
+def test_servers_on_a_host(target) -> None:
+    host = target.victim
+    running, stopped = target.boot(host), target.boot(host, stopped=True)
+    servers = {s.id: s for s in target.compute().servers_on(host)}
+    assert {running, stopped} <= servers.keys()
+    assert all(s.host == host for s in servers.values())
+    active, shutoff = servers[running], servers[stopped]
+    assert (active.status, active.vm_state, active.task_state) == ("ACTIVE", "active", None)
+    assert (shutoff.status, shutoff.vm_state, shutoff.task_state) == ("SHUTOFF", "stopped", None)
+    assert active.name.startswith("lazarus-contract-") and active.locked is False
+    assert active.metadata == {"lazarus-contract": active.name}
+    assert active.flavor.get("original_name") == "fake.small" and active.flavor.get("vcpus") == 1
+    assert target.compute().server(running) == active
+
+
+def test_servers_on_an_empty_host(target) -> None:
+    compute = target.compute()
+    assert compute.servers_on(UNKNOWN_HOST) == []
+    busy = {s.get("OS-EXT-SRV-ATTR:host") for s in target.admin.all_servers()}
+    empty = [h for h in target.admin.compute_hosts() if h not in busy]
+    if not empty:
+        pytest.skip(f"{target.name}: every compute host has servers right now")
+    assert compute.servers_on(empty[0]) == []
+
+
+def test_servers_on_pages_with_one_request_per_page(target, http_requests) -> None:
+    host = target.victim
+    mine = {target.boot(host), target.boot(host)}
+    compute = target.compute_warm(page_size=1)
+    http_requests.clear()
+    servers = compute.servers_on(host)
+    ids = [s.id for s in servers]
+    assert mine <= set(ids) and len(ids) == len(set(ids))
+    # Nova adds a `next` link to every full page, so n servers at one per page take n + 1 GETs.
+    assert len(http_requests) == len(ids) + 1
+    assert all(r.startswith("GET ") and "/servers/detail?" in r for r in http_requests)
+
+    default_pages = target.compute_warm()
+    http_requests.clear()
+    assert mine <= {s.id for s in default_pages.servers_on(host)}
+    assert len(http_requests) == 1  # default page size: Nova's max_limit (1000)
+
+
+def test_each_operation_is_one_request(target, http_requests) -> None:
+    host = target.victim
+    server_id = target.boot(host, stopped=True)
+    compute = target.compute_warm()
+    counts: dict[str, int] = {}
+    for name, call in [
+        ("service", lambda: compute.service(host)),
+        ("server", lambda: compute.server(server_id)),
+        ("evacuations", lambda: compute.evacuations(host, server_id)),
+        ("start", lambda: compute.start(server_id)),
+    ]:
+        http_requests.clear()
+        call()
+        counts[name] = len(http_requests)
+    assert counts == {"service": 1, "server": 1, "evacuations": 1, "start": 1}
+
+
+def test_server_unknown_is_not_found(target) -> None:
+    error = raises_clean(target, NotFound, lambda: target.compute().server(UNKNOWN_SERVER))
+    assert UNKNOWN_SERVER in str(error)
+
+
+def test_start_a_stopped_server(target) -> None:
+    server_id = target.boot(target.victim, stopped=True)
+    compute = target.compute()
+    compute.start(server_id)
+    wait_server(compute, server_id, lambda s: s.status == "ACTIVE" and s.task_state is None)
+    error = raises_clean(target, ComputeRejected, lambda: compute.start(server_id))
+    assert isinstance(error, ComputeRejected) and error.status == 409 and error.request_id
+    assert server_id in str(error)
+
+
+def test_evacuate_is_refused_while_the_source_compute_is_up(target) -> None:
+    host = target.victim
+    target.require_healthy(host)
+    server_id = target.boot(host)
+    compute = target.compute()
+    error = raises_clean(target, ComputeRejected, lambda: compute.evacuate(server_id))
+    assert isinstance(error, ComputeRejected)
+    assert error.status == 400 and error.request_id and error.request_id.startswith("req-")
+    assert f"Compute service of {host} is still in use" in str(error)
+    assert server_id in str(error) and error.request_id in str(error) and not error.retryable
+    assert compute.server(server_id).host == host
+
+
+def test_evacuate_an_unknown_server_is_not_found(target) -> None:
+    raises_clean(target, NotFound, lambda: target.compute().evacuate(UNKNOWN_SERVER))
+
+
+def test_evacuations_of_a_host_without_any(target) -> None:
+    assert target.compute().evacuations(UNKNOWN_HOST) == []
+
+
+# ----------------------------------------------------------------------------- after power loss
+
+
+@dataclass
+class Fenced:
+    """A host whose compute lost power and was forced down and disabled through the adapter."""
+
+    host: str
+    compute: NovaCompute
+    servers: dict[str, str]
+    forced: ComputeService
+    disabled: ComputeService
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def fenced(target_session) -> Iterator[Fenced]:
+    target, host = target_session, target_session.victim
+    if target.power_off is None or target.power_on is None:
+        pytest.skip(f"{target.name}: cannot simulate power loss (set LAZARUS_TEST_NOVA_LAB)")
+    target.require_healthy(host)
+    if not [h for h in target.other_hosts(host) if target.admin.service(h)["state"] == "up"]:
+        pytest.skip(f"{target.name}: no other compute host is up to evacuate to")
+    owned: list[str] = []
+    try:
+        servers = {
+            "scheduled": target.boot(host, owner=owned),
+            "targeted": target.boot(host, owner=owned),
+            "stopped": target.boot(host, stopped=True, owner=owned),
+            "recorded": target.boot(host, owner=owned),
+        }
+        compute = target.compute()
+        target.power_off(host)
+        forced = compute.force_down(compute.service(host))
+        disabled = compute.disable(forced, "lazarus contract: power lost")
+        yield Fenced(host, compute, servers, forced, disabled)
+    finally:
+        # Host first: deleting a server whose dead compute is not forced down would wait forever
+        # for that compute; once it is back, deletes and its own clean-up proceed normally.
+        try:
+            target.restore_host(host)
+        finally:
+            target.cleanup_servers(owned)
+
+
+def wait_server(compute: NovaCompute, server_id: str, done: object, timeout: float = 180.0) -> Server:
+    assert callable(done)
+    deadline = time.monotonic() + timeout
+    while True:
+        server = compute.server(server_id)
+        if server.status == "ERROR":
+            pytest.fail(f"server {server_id} went to ERROR on {server.host}")
+        if done(server):
+            return server
+        if time.monotonic() > deadline:
+            pytest.fail(f"server {server_id} not done after {timeout:.0f}s: {server}")
+        time.sleep(0.2)
+
+
+def evacuate_and_wait(fenced: Fenced, role: str, status: str, target_host: str | None = None) -> Server:
+    server_id = fenced.servers[role]
+    started = time.monotonic()
+    fenced.compute.evacuate(server_id, target_host)
+    server = wait_server(
+        fenced.compute,
+        server_id,
+        lambda s: s.host not in (None, fenced.host) and s.status == status and s.task_state is None,
+    )
+    fenced.timings[role] = time.monotonic() - started
+    print(f"evacuate {role} {server_id} -> {server.host} {server.status} in {fenced.timings[role]:.2f}s")
+    return server
+
+
+def test_fencing_marks_the_service_down_then_disabled(fenced) -> None:
+    assert (fenced.forced.forced_down, fenced.forced.state, fenced.forced.status) == (True, "down", "enabled")
+    assert (fenced.disabled.forced_down, fenced.disabled.status) == (True, "disabled")
+    assert fenced.disabled.disabled_reason == "lazarus contract: power lost"
+    on_host = {s.id for s in fenced.compute.servers_on(fenced.host)}
+    assert set(fenced.servers.values()) <= on_host
+
+
+def test_evacuate_lets_the_scheduler_choose(fenced) -> None:
+    server = evacuate_and_wait(fenced, "scheduled", "ACTIVE")
+    assert server.vm_state == "active" and server.host != fenced.host
+
+
+def test_evacuate_to_a_chosen_host(fenced, target_session) -> None:
+    destination = next(
+        h for h in target_session.other_hosts(fenced.host) if target_session.admin.service(h)["state"] == "up"
+    )
+    server = evacuate_and_wait(fenced, "targeted", "ACTIVE", target_host=destination)
+    assert server.host == destination
+
+
+def test_a_shutoff_server_stays_shutoff_and_starts(fenced) -> None:
+    server = evacuate_and_wait(fenced, "stopped", "SHUTOFF")
+    assert server.vm_state == "stopped"
+    fenced.compute.start(server.id)
+    started = wait_server(fenced.compute, server.id, lambda s: s.status == "ACTIVE" and s.task_state is None)
+    assert started.host == server.host
+
+
+def test_evacuations_lists_the_migration_records(fenced) -> None:
+    server = evacuate_and_wait(fenced, "recorded", "ACTIVE")
+    deadline = time.monotonic() + 120
+    while True:
+        records = fenced.compute.evacuations(fenced.host, server.id)
+        if (records and records[0].status == "done") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(records) == 1, records
+    record = records[0]
+    assert (record.instance_id, record.source_host, record.dest_host) == (server.id, fenced.host, server.host)
+    assert (record.migration_type, record.status) == ("evacuation", "done")
+    assert record.id and record.created_at is not None and record.created_at.tzinfo is not None
+    assert record.id in {m.id for m in fenced.compute.evacuations(fenced.host)}
