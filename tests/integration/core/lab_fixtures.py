@@ -1,0 +1,73 @@
+"""A lab (simulated Nova + IPMI BMCs, as a subprocess) wired to services on a private Redis."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from receiver import jobs
+from receiver.bootstrap import Services, build, utc_now
+from receiver.domain.alerts import parse_webhook
+from receiver.domain.record import Notification
+from receiver.inventory import load_inventory
+from receiver.lab.manifest import LabManifest
+from receiver.lab.testing import LabControl, running_lab
+from receiver.settings import Settings
+from tests.integration.core.helpers import host_alert, webhook
+
+FAST_LAB: dict[str, Any] = {
+    "hosts": ("node-01", "node-02", "node-03"),
+    "service_down_time": 3.0,
+    "report_interval": 0.5,
+    "evacuate_delay": 0.3,
+    "action_delay": 0.1,
+}
+
+
+@dataclass
+class LabRig:
+    lab: LabManifest
+    control: LabControl
+    services: Services
+
+    def alert(self, host: str = "node-01", **kwargs: Any) -> str:
+        """Deliver a host-down alert through the intake; returns the record's uuid."""
+        [result] = self.services.intake().accept(parse_webhook(webhook(host_alert(host, **kwargs))))
+        return result.notification_uuid
+
+    def run(self, uuid: str) -> Notification:
+        jobs.configure(self.services)
+        jobs.run_recovery(uuid)
+        return self.services.store.get(uuid)
+
+    def nova(self, path: str) -> Any:
+        request = urllib.request.Request(self.lab.nova_endpoint + path)  # noqa: S310
+        request.add_header("X-Auth-Token", self.lab.token)
+        request.add_header("OpenStack-API-Version", "compute 2.94")
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return json.loads(response.read())
+
+    def servers_on(self, host: str) -> list[dict[str, Any]]:
+        servers: list[dict[str, Any]] = self.nova(f"/servers/detail?all_tenants=1&host={host}")["servers"]
+        return servers
+
+    def evacuations(self) -> list[dict[str, Any]]:
+        migrations: list[dict[str, Any]] = self.nova("/os-migrations?migration_type=evacuation")["migrations"]
+        return migrations
+
+
+@pytest.fixture
+def lab_rig(
+    tmp_path: Path, make_settings: Callable[..., Settings], redis_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LabRig]:
+    with running_lab(tmp_path / "lab", **FAST_LAB) as lab:
+        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(lab.clouds_yaml))
+        services = build(make_settings(nova={"cloud": lab.cloud_name}))
+        services.inventory.apply(load_inventory(lab.inventory), utc_now())
+        yield LabRig(lab, LabControl(lab), services)

@@ -1,0 +1,112 @@
+"""A whole host recovery, in-process, against the lab over real HTTP (Nova) and UDP (IPMI)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import pytest
+
+from receiver.domain.record import MoveStatus, Phase, Status
+from tests.integration.core.lab_fixtures import LabRig, lab_rig
+
+pytestmark = pytest.mark.integration
+__all__ = ["lab_rig"]
+
+
+def test_dead_host_is_fenced_and_evacuated(lab_rig: LabRig, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    before = {s["id"]: s["status"] for s in lab_rig.servers_on("node-01")}
+    assert before, "the lab puts servers on node-01"
+    lab_rig.control.kill("node-01")
+    uuid = lab_rig.alert("node-01")
+    record = lab_rig.run(uuid)
+
+    assert record.status is Status.FINISHED, record.message
+    assert record.reason == "completed"
+    assert record.phase is Phase.DONE
+    [attempt] = record.fencing
+    assert (attempt.power_after, attempt.outcome) == ("off", "off_confirmed")
+    assert lab_rig.servers_on("node-01") == []
+    for move in record.vmoves:
+        assert move.status is MoveStatus.SUCCEEDED, move.message
+        assert move.dest_host not in (None, "node-01")
+        server = lab_rig.nova(f"/servers/{move.instance_uuid}")["server"]
+        assert server["OS-EXT-SRV-ATTR:host"] == move.dest_host
+        assert server["status"] == before[move.instance_uuid]  # SHUTOFF stays SHUTOFF
+    assert {m.instance_uuid for m in record.vmoves} == set(before)
+    service = lab_rig.nova("/os-services?binary=nova-compute&host=node-01")["services"][0]
+    assert service["forced_down"] is True
+    assert service["status"] == "disabled"
+    assert uuid in service["disabled_reason"]
+    host = lab_rig.services.inventory.host("node-01")
+    assert host is not None and host.on_maintenance
+    # the order of the steps is the safety order: fence, then force down, then disable, then evacuate
+    names = [s.name for s in record.steps if s.state == "succeeded"]
+    assert names.index("fence") < names.index("nova") < names.index("plan")
+    password = lab_rig.lab.bmc_password()
+    assert password not in caplog.text
+    assert password not in str(record.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [("stuck_on", "power_still_on"), ("refuse", "bmc_refused"), ("mute", "bmc_unreachable")],
+)
+def test_unproven_fence_stops_before_nova(lab_rig: LabRig, fault: str, reason: str,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    lab_rig.control.bmc_fault("node-01", fault)
+    uuid = lab_rig.alert("node-01")
+    record = lab_rig.run(uuid)
+    assert record.status is Status.FAILED
+    assert record.reason == reason
+    assert record.fencing and all(a.outcome == reason for a in record.fencing)
+    assert not record.reached(Phase.NOVA_FORCED_DOWN)
+    assert lab_rig.evacuations() == []  # zero evacuate calls
+    service = lab_rig.nova("/os-services?binary=nova-compute&host=node-01")["services"][0]
+    assert (service["forced_down"], service["status"]) == (False, "enabled")
+    assert lab_rig.lab.bmc_password() not in caplog.text
+
+
+def test_host_not_in_inventory_is_ignored(lab_rig: LabRig) -> None:
+    uuid = lab_rig.alert("node-99")
+    record = lab_rig.run(uuid)
+    assert (record.status, record.reason) == (Status.IGNORED, "host_not_in_inventory")
+    assert record.fencing == ()
+
+
+def test_second_recovery_of_a_reinstated_host_in_the_same_process(lab_rig: LabRig) -> None:
+    """pyghmi hangs on a second session to the same BMC with str credentials; we pass bytes."""
+    lab_rig.control.kill("node-02")
+    first = lab_rig.run(lab_rig.alert("node-02"))
+    assert first.status is Status.FINISHED, first.message
+    # an operator reinstates node-02 (the explicit step of a later issue; here by hand)
+    lab_rig.control.power("node-02", on=True)
+    lab_rig.services.inventory.apply(lab_rig.services.inventory.load(), lab_rig.services.clock.now())
+    lab_rig.services.redis.delete(f"{lab_rig.services.settings.key_prefix}:hoststate:node-02")
+    lab_rig.control.kill("node-02")
+    second = lab_rig.run(lab_rig.alert("node-02", starts_at="2026-11-25T13:00:00Z"))
+    assert second.notification_uuid != first.notification_uuid
+    assert second.fencing[-1].outcome == "off_confirmed"
+
+
+def test_no_instance_is_evacuated_twice_when_the_job_runs_again(lab_rig: LabRig) -> None:
+    lab_rig.control.kill("node-01")
+    uuid = lab_rig.alert("node-01")
+    lab_rig.run(uuid)
+    lab_rig.run(uuid)  # a duplicate job: the record is terminal, nothing happens
+    per_instance = Counter(m["instance_uuid"] for m in lab_rig.evacuations())
+    assert per_instance and set(per_instance.values()) == {1}
+
+
+def test_failed_evacuation_is_reported_per_instance(lab_rig: LabRig) -> None:
+    victim = lab_rig.servers_on("node-01")[0]["id"]
+    lab_rig.control.fail_evacuation(victim)
+    lab_rig.control.kill("node-01")
+    record = lab_rig.run(lab_rig.alert("node-01"))
+    assert (record.status, record.reason) == (Status.FAILED, "evacuation_failed")
+    failed = [m for m in record.vmoves if m.status is MoveStatus.FAILED]
+    assert [m.instance_uuid for m in failed] == [victim]
+    assert "ERROR" in failed[0].message
+    assert all(m.status is MoveStatus.SUCCEEDED for m in record.vmoves if m.instance_uuid != victim)

@@ -1,0 +1,68 @@
+"""Judging a move from Nova's view, and what a restarted worker may do with a move in flight."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from receiver.domain.evacuation import MoveVerdict, ResumeAction, judge_move, resume_action
+from receiver.domain.model import Migration, Server
+from receiver.domain.record import MoveStatus, VMove
+
+pytestmark = pytest.mark.unit
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+LATER = NOW + timedelta(minutes=10)
+
+
+def move(prior: str = "ACTIVE", status: MoveStatus = MoveStatus.ONGOING) -> VMove:
+    return VMove("i-1", "vm", "node-01", prior, status, start_time=NOW.isoformat())
+
+
+def server(host: str, status: str, task: str | None = None) -> Server:
+    return Server("i-1", "vm", host, status, task_state=task)
+
+
+@pytest.mark.parametrize(
+    ("prior", "srv", "now", "verdict"),
+    [
+        ("ACTIVE", server("node-01", "ACTIVE"), NOW, MoveVerdict.WAIT),  # not picked up yet
+        ("ACTIVE", server("node-02", "REBUILD", "rebuilding"), NOW, MoveVerdict.WAIT),
+        ("ACTIVE", server("node-02", "ACTIVE"), NOW, MoveVerdict.DONE),
+        ("SHUTOFF", server("node-02", "SHUTOFF"), NOW, MoveVerdict.DONE),
+        ("ACTIVE", server("node-02", "SHUTOFF"), NOW, MoveVerdict.NEEDS_START),  # Nova >= 2.95
+        ("ACTIVE", server("node-01", "ERROR"), NOW, MoveVerdict.FAILED),  # no valid host
+        ("ACTIVE", server("node-02", "ERROR"), NOW, MoveVerdict.FAILED),
+        ("ACTIVE", server("node-02", "REBUILD", "rebuilding"), LATER, MoveVerdict.FAILED),  # timed out
+        ("ACTIVE", server("node-01", "ACTIVE"), LATER, MoveVerdict.FAILED),
+    ],
+)
+def test_judge_move(prior: str, srv: Server, now: datetime, verdict: MoveVerdict) -> None:
+    judgement = judge_move(move(prior), srv, now, NOW + timedelta(minutes=5))
+    assert judgement.verdict is verdict
+    assert judgement.message
+
+
+def migration(created: datetime | None = NOW, status: str = "done") -> Migration:
+    return Migration("m", "i-1", "node-01", "node-02", status, "evacuation", created)
+
+
+@pytest.mark.parametrize(
+    ("mv", "srv", "migrations", "action"),
+    [
+        (move(status=MoveStatus.PENDING), server("node-01", "ACTIVE"), [], ResumeAction.EVACUATE),
+        (move(status=MoveStatus.SUCCEEDED), server("node-02", "ACTIVE"), [], ResumeAction.SKIP),
+        (move(status=MoveStatus.FAILED), server("node-01", "ERROR"), [], ResumeAction.SKIP),
+        # killed after marking ongoing, before Nova got the call: safe to send it
+        (move(), server("node-01", "ACTIVE"), [], ResumeAction.EVACUATE),
+        # Nova has it: never a second evacuation
+        (move(), server("node-01", "ACTIVE"), [migration(status="accepted")], ResumeAction.MONITOR),
+        (move(), server("node-01", "ERROR"), [migration(status="error")], ResumeAction.MONITOR),
+        (move(), server("node-02", "REBUILD", "rebuilding"), [], ResumeAction.MONITOR),
+        (move(), server("node-01", "REBUILD", "rebuilding"), [], ResumeAction.MONITOR),
+        # an evacuation from an older incident does not count as this move's
+        (move(), server("node-01", "ACTIVE"), [migration(NOW - timedelta(days=2))], ResumeAction.EVACUATE),
+    ],
+)
+def test_resume_action(mv: VMove, srv: Server, migrations: list[Migration], action: ResumeAction) -> None:
+    assert resume_action(mv, srv, migrations) is action
