@@ -95,6 +95,7 @@ class NovaAdmin:
         return compute
 
     def boot(self, host: str, name: str, metadata: dict[str, str]) -> str:
+        """POST /servers pinned to `host` (as admin, `nova:HOST` bypasses the scheduler)."""
         server = {
             "name": name,
             "imageRef": IMAGE_ID,
@@ -133,6 +134,9 @@ class Target:
     victim: str  # the host the suite boots on, forces down and powers off
     power_off: Callable[[str], None] | None  # None: power loss cannot be simulated here
     power_on: Callable[[str], None] | None
+    create_server: Callable[[str, str, dict[str, str]], str]  # (host, name, metadata) -> id
+    flavor: tuple[str, int]  # (name, vcpus) of the servers `boot` makes
+    deletes_servers: bool = True  # the lab has no DELETE /servers; it is discarded whole
     booted: list[str] = field(default_factory=list)
 
     def compute(self, **options: Any) -> NovaCompute:
@@ -154,7 +158,7 @@ class Target:
         """A server on `host`, ACTIVE (or SHUTOFF). Its id goes to `owner` (default: the list
         the `target` fixture deletes after each test)."""
         tag = f"lazarus-contract-{uuid.uuid4().hex[:8]}"
-        server_id = self.admin.boot(host, tag, {"lazarus-contract": tag})
+        server_id = self.create_server(host, tag, {"lazarus-contract": tag})
         (self.booted if owner is None else owner).append(server_id)
         self.admin.wait_status(server_id, "ACTIVE")
         if stopped:
@@ -167,6 +171,9 @@ class Target:
 
     def cleanup_servers(self, owner: list[str] | None = None) -> None:
         booted = self.booted if owner is None else owner
+        if not self.deletes_servers:
+            booted.clear()
+            return
         for server_id in booted:
             self.admin.delete(server_id)
         for server_id in booted:
@@ -226,27 +233,72 @@ def _real_nova() -> Iterator[Target]:
     power: Callable[[str], None] | None = None
     if nodectl is not None and nodectl.exists():
         power = run_nodectl
-    target = Target(
+    admin = NovaAdmin(endpoint, token)
+    try:
+        admin.compute_hosts()
+    except (requests.RequestException, AssertionError) as exc:
+        pytest.fail(f"real Nova at {endpoint} (LAZARUS_TEST_NOVA_ENDPOINT) does not answer: {exc}")
+    yield Target(
         name="nova",
         endpoint=endpoint,
         token=token,
-        admin=NovaAdmin(endpoint, token),
+        admin=admin,
         victim=os.environ.get("LAZARUS_TEST_NOVA_VICTIM", "node-02"),
         power_off=(lambda host: run_nodectl("kill", host)) if power else None,
         power_on=(lambda host: run_nodectl("start", host)) if power else None,
+        create_server=admin.boot,
+        flavor=(FLAVOR_NAME, 1),
     )
-    yield target
+
+
+# ------------------------------------------------------------------------------------ the lab
+
+LAB_HOSTS = ("node-01", "node-02", "spare-01")  # the real test bed's names
+LAB_FLAVOR = ("1", "m1.tiny", 1)  # id, name, vcpus
+
+
+def _lab(workdir: Path) -> Iterator[Target]:
+    try:
+        from receiver.lab.testing import LabControl, running_lab
+    except ImportError as exc:
+        pytest.skip(f"lab: receiver.lab.testing is not importable ({exc})")
+    options = {"hosts": LAB_HOSTS, "servers_per_host": 0, "bmc": False, "evacuate_delay": 0.5}
+    with running_lab(workdir, **options) as manifest:
+        control = LabControl(manifest)
+
+        def create_server(host: str, name: str, metadata: dict[str, str]) -> str:
+            return control.add_server(name, host, flavor=LAB_FLAVOR[0], metadata=metadata)
+
+        yield Target(
+            name="lab",
+            endpoint=manifest.nova_endpoint,
+            token=manifest.token,
+            admin=NovaAdmin(manifest.nova_endpoint, manifest.token),
+            victim="node-02",
+            power_off=lambda host: control.power(host, on=False),
+            power_on=lambda host: control.power(host, on=True),
+            create_server=create_server,
+            flavor=LAB_FLAVOR[1:],
+            deletes_servers=False,
+        )
 
 
 # ------------------------------------------------------------------------------------ fixtures
 
-TARGETS = [pytest.param("nova", marks=pytest.mark.nova, id="nova")]
+TARGETS = [
+    pytest.param("nova", marks=pytest.mark.nova, id="nova"),
+    pytest.param("lab", marks=pytest.mark.integration, id="lab"),
+]
 
 
 @pytest.fixture(scope="session", params=TARGETS)
-def target_session(request: pytest.FixtureRequest) -> Iterator[Target]:
-    factories = {"nova": _real_nova}
-    yield from factories[request.param]()
+def target_session(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Target]:
+    if request.param == "nova":
+        yield from _real_nova()
+    else:
+        yield from _lab(tmp_path_factory.mktemp("contract-lab"))
 
 
 @pytest.fixture
