@@ -1,5 +1,5 @@
-"""`POST /servers/{id}/action`: the server actions the lab supports, with Nova's validation,
-status codes and response bodies for each microversion."""
+"""`POST /servers/{id}/action` (the server actions the lab supports) and `POST /servers`, with
+Nova's validation, status codes and response bodies for each microversion."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from flask import Response, jsonify
 
 from receiver.lab.cloud import Cloud
-from receiver.lab.model import NovaError
+from receiver.lab.model import Instance, NovaError
 from receiver.lab.views import Version
 
 ActionResult = tuple[Response, int]
@@ -71,3 +71,30 @@ def _evacuate(cloud: Cloud, server_id: str, argument: Any, version: Version) -> 
 def _empty() -> Response:
     """Nova's bodiless answers still say application/json."""
     return Response(b"", content_type="application/json")
+
+
+def boot(cloud: Cloud, spec: Any, version: Version, project_id: str) -> Instance:
+    """Nova's `POST /servers` for what the lab needs: name, flavorRef, metadata and a host,
+    given as admin's `availability_zone: nova:HOST` or (>= 2.74) `host`."""
+    if not isinstance(spec, dict):
+        raise NovaError(400, "'server' is a required property")
+    for required in ("name", "flavorRef"):
+        if not isinstance(spec.get(required), str | int) or not str(spec.get(required)):
+            raise NovaError(400, f"'{required}' is a required property")
+    host = spec.get("host") if version >= (2, 74) else None
+    zone = spec.get("availability_zone")
+    if host is None and isinstance(zone, str) and ":" in zone:
+        host = zone.split(":", 1)[1] or None
+    if host is not None and host not in cloud.hosts:
+        raise NovaError(400, f"Compute host {host} could not be found.")
+    metadata = spec.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise NovaError(400, "Invalid input for field/attribute metadata.")
+    return cloud.boot_server(
+        str(spec["name"]),
+        str(spec["flavorRef"]),
+        host=host,
+        metadata={str(k): str(v) for k, v in metadata.items()},
+        project_id=project_id,
+        user_id=project_id,
+    )

@@ -1,149 +1,93 @@
-"""The lab cloud's state and its rules, thread-safe (one re-entrant lock).
+"""The lab cloud: its state (`receiver.lab.state`) plus Nova's rules for what the API asks:
+boot and delete, service updates, start / stop / reboot / lock, and evacuation.
 
-Time comes from an injectable clock and asynchronous work (evacuations, start/stop, reboots)
-is queued with a due time and carried out by `tick()`, which the runner's ticker thread calls;
-no request ever waits for a state change. Heartbeats are derived, not stored: a powered-on
-host heartbeats every `report_interval` seconds from its boot; a powered-off host keeps the
-last heartbeat it sent, so its service turns `down` once that is older than `service_down_time`.
-"""
+Each method checks what real Nova checks, in Nova's order and with Nova's messages, then
+either changes the state at once (as Nova's API does) or queues the change for `tick()`
+(as Nova's conductor and computes do later)."""
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import threading
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 
 from receiver.lab import model
-from receiver.lab.model import Flavor, Host, Instance, MigrationRecord, NovaError
-from receiver.lab.scheduler import AllocationRatios, Candidate, Demand, choose_host
+from receiver.lab.model import Host, Instance, MigrationRecord, NovaError
+from receiver.lab.scheduler import Demand, choose_host
+from receiver.lab.state import Clock, CloudSettings, CloudState, Faults
 
-Clock = Callable[[], float]
-_Operation = Callable[[float], None]
-
-
-@dataclass
-class CloudSettings:
-    service_down_time: float = 10.0  # seconds without heartbeat before a service is `down`
-    report_interval: float = 1.0  # seconds between heartbeats of a powered-on host
-    evacuate_delay: float = 1.0  # seconds from an accepted evacuate to ACTIVE on the target
-    action_delay: float = 0.3  # seconds for start / stop / reboot to take effect
-    ratios: AllocationRatios = field(default_factory=AllocationRatios)
-
-    def __post_init__(self) -> None:
-        if self.report_interval <= 0 or self.service_down_time <= self.report_interval:
-            raise ValueError("service_down_time must be greater than report_interval (> 0)")
-        if self.evacuate_delay < 0 or self.action_delay < 0:
-            raise ValueError("evacuate_delay and action_delay must be >= 0")
+__all__ = ["Clock", "Cloud", "CloudSettings", "Faults"]
 
 
-@dataclass
-class Faults:
-    evacuate_fails: set[str] = field(default_factory=set)  # server ids whose evacuation ends in ERROR
-    api_delay_ms: int = 0  # added to every compute API response
+class Cloud(CloudState):
+    """One lab's cloud; the simulated API and the BMCs drive it, tests read it."""
 
-
-class Cloud:
-    """Hosts, services, servers, flavors and migrations of one lab; implements the BMC's HostPower."""
-
-    def __init__(self, settings: CloudSettings | None = None, clock: Clock = time.time) -> None:
-        self.settings = settings or CloudSettings()
-        self.clock = clock
-        self.lock = threading.RLock()
-        self.faults = Faults()
-        self.flavors: dict[str, Flavor] = {}
-        self.hosts: dict[str, Host] = {}
-        self.services: dict[str, Host] = {}  # by service id
-        self.servers: dict[str, Instance] = {}
-        self.servers_by_host: dict[str, dict[str, None]] = {}  # ordered sets of server ids
-        self.migrations: list[MigrationRecord] = []
-        self._order: list[Instance] | None = None  # servers in Nova's default order, cached
-        self._queue: list[tuple[float, int, _Operation]] = []
-        self._seq = itertools.count()
-
-    # -- building -----------------------------------------------------------------------------
-    def add_flavor(self, flavor: Flavor) -> Flavor:
-        with self.lock:
-            self.flavors[flavor.id] = flavor
-            return flavor
-
-    def add_host(self, name: str, vcpus: int, memory_mb: int, local_gb: int) -> Host:
-        with self.lock:
-            if name in self.hosts:
-                raise ValueError(f"host {name} already exists")
-            host = Host(
-                name=name, vcpus=vcpus, memory_mb=memory_mb, local_gb=local_gb, booted_at=self.clock()
-            )
-            host.number = len(self.hosts) + 1
-            self.hosts[name] = host
-            self.services[host.service_id] = host
-            self.servers_by_host[name] = {}
-            return host
-
-    def add_server(
+    def boot_server(
         self,
         name: str,
-        host: str,
         flavor_id: str,
         *,
-        stopped: bool = False,
-        metadata: dict[str, str] | None = None,
-        project_id: str = "demo",
-        user_id: str = "demo",
-        server_id: str | None = None,
+        host: str | None,
+        metadata: dict[str, str],
+        project_id: str,
+        user_id: str,
     ) -> Instance:
+        """`POST /servers`: BUILD now, ACTIVE after `action_delay`. A named host (admin's
+        `availability_zone=nova:HOST`) bypasses the scheduler's filters, as in Nova."""
         with self.lock:
-            flavor = self._flavor(flavor_id)
-            self._host(host)
+            try:
+                flavor = self._flavor(flavor_id)
+            except NovaError as error:
+                raise NovaError(400, "Invalid flavorRef provided.") from error
             now = self.clock()
+            if host is not None:
+                self._host(host)
+                destination: str | None = host
+            else:
+                demand = Demand(flavor.vcpus, flavor.ram, flavor.disk + flavor.ephemeral)
+                destination = choose_host(
+                    self._candidates(now), demand, exclude=None, ratios=self.settings.ratios
+                )
             server = Instance(
-                id=server_id or model.new_uuid(),
+                id=model.new_uuid(),
                 name=name,
                 project_id=project_id,
                 user_id=user_id,
                 flavor=flavor,
                 host=None,
-                vm_state="stopped" if stopped else "active",
-                power_state=model.SHUTDOWN if stopped else model.RUNNING,
+                vm_state="building",
+                power_state=model.NOSTATE,
                 created=now,
                 updated=now,
-                metadata=dict(metadata or {}),
+                task_state="spawning",
+                metadata=dict(metadata),
             )
             self.servers[server.id] = server
-            self._place(server, host)
             self._order = None
+            if destination is None:
+                server.vm_state, server.task_state = "error", None
+                server.fault = {"code": 500, "message": "No valid host was found. ", "created": now}
+                return server
+            self._place(server, destination)
+
+            def spawned(when: float) -> None:
+                if server.id in self.servers and server.vm_state == "building":
+                    server.vm_state, server.task_state, server.power_state = "active", None, model.RUNNING
+                    server.updated = when
+                    self._recount(server.host)
+
+            self._schedule(self.settings.action_delay, spawned)
             return server
 
-    # -- HostPower (the BMC simulators read and set this) --------------------------------------
-    def is_on(self, host: str) -> bool:
+    def delete_server(self, server_id: str) -> None:
+        """`DELETE /servers/{id}`: gone at once (Nova's local delete, as for a down host)."""
         with self.lock:
-            return self._host(host).powered_on
-
-    def set_power(self, host: str, on: bool) -> None:
-        with self.lock:
-            record = self._host(host)
-            now = self.clock()
-            if on and not record.powered_on:
-                record.powered_on, record.booted_at = True, now
-                self._restarted(record, now)
-            elif not on and record.powered_on:
-                record.heartbeat_when_off = self.last_heartbeat(record, now)
-                record.powered_on = False
-
-    # -- services -------------------------------------------------------------------------------
-    def last_heartbeat(self, host: Host, now: float) -> float:
-        if not host.powered_on:
-            return host.heartbeat_when_off
-        interval = self.settings.report_interval
-        return host.booted_at + ((now - host.booted_at) // interval) * interval
-
-    def is_up(self, host: Host, now: float) -> bool:
-        """Nova's servicegroup view: forced down, or no heartbeat for service_down_time, is down."""
-        if host.forced_down:
-            return False
-        return now - self.last_heartbeat(host, now) <= self.settings.service_down_time
+            server = self.server(server_id)
+            if server.host is not None:
+                self.servers_by_host[server.host].pop(server.id, None)
+                self._add_usage(self.hosts[server.host], server.flavor, -1)
+                self._recount(server.host)
+            del self.servers[server_id]
+            self.faults.evacuate_fails.discard(server_id)
+            self._order = None
 
     def update_service(
         self,
@@ -177,29 +121,6 @@ class Cloud:
                 host.forced_down = forced_down
             return host
 
-    # -- servers --------------------------------------------------------------------------------
-    def server(self, server_id: str) -> Instance:
-        with self.lock:
-            server = self.servers.get(server_id)
-            if server is None:
-                raise NovaError(404, f"Instance {server_id} could not be found.")
-            return server
-
-    def list_servers(self, host: str | None = None, project_id: str | None = None) -> list[Instance]:
-        """Servers in Nova's default order (newest first, then id descending), optionally filtered."""
-        with self.lock:
-            if host is not None:
-                ids = self.servers_by_host.get(host, {})
-                chosen = [self.servers[i] for i in ids]
-                chosen.sort(key=lambda s: (s.created, s.id), reverse=True)
-            else:
-                if self._order is None:
-                    self._order = sorted(self.servers.values(), key=lambda s: (s.created, s.id), reverse=True)
-                chosen = list(self._order)
-            if project_id is not None:
-                chosen = [s for s in chosen if s.project_id == project_id]
-            return chosen
-
     def lock_server(self, server_id: str, locked: bool, reason: str | None = None) -> None:
         with self.lock:
             server = self.server(server_id)
@@ -230,6 +151,8 @@ class Cloud:
             server.task_state, server.updated = task, self.clock()
 
             def finish(now: float) -> None:
+                if server.id not in self.servers:
+                    return  # deleted meanwhile
                 server.vm_state, server.task_state, server.updated = vm_state, None, now
                 server.power_state = model.RUNNING if vm_state == "active" else model.SHUTDOWN
                 self._recount(server.host)
@@ -277,6 +200,9 @@ class Cloud:
     def _finish_evacuation(
         self, server: Instance, migration: MigrationRecord, target: str | None, stay_stopped: bool, now: float
     ) -> None:
+        if server.id not in self.servers:
+            migration.status, migration.updated_at = "error", now  # deleted meanwhile
+            return
         destination: str | None = None
         if server.id in self.faults.evacuate_fails:
             reason = f"Injected lab fault: evacuation of {server.id} failed."
@@ -302,118 +228,8 @@ class Cloud:
         migration.dest_compute, migration.status = destination, "done"
         self._recount(destination)
 
-    def _candidates(self, now: float) -> list[Candidate]:
-        return [
-            Candidate(
-                name=h.name,
-                usable=not h.disabled and self.is_up(h, now),
-                vcpus=h.vcpus,
-                memory_mb=h.memory_mb,
-                disk_gb=h.local_gb,
-                vcpus_used=h.vcpus_used,
-                memory_mb_used=h.memory_mb_used,
-                disk_gb_used=h.local_gb_used,
-            )
-            for h in self.hosts.values()
-        ]
-
-    def list_migrations(self) -> list[MigrationRecord]:
-        with self.lock:
-            return list(self.migrations)
-
     # -- faults ---------------------------------------------------------------------------------
     def fail_evacuation(self, server_id: str, fail: bool = True) -> None:
         with self.lock:
             self.server(server_id)
             (self.faults.evacuate_fails.add if fail else self.faults.evacuate_fails.discard)(server_id)
-
-    def set_api_delay(self, delay_ms: int) -> None:
-        if delay_ms < 0:
-            raise ValueError("delay_ms must be >= 0")
-        with self.lock:
-            self.faults.api_delay_ms = delay_ms
-
-    # -- time -----------------------------------------------------------------------------------
-    def tick(self) -> int:
-        """Carry out every queued operation that is due; returns how many ran."""
-        ran = 0
-        with self.lock:
-            now = self.clock()
-            while self._queue and self._queue[0][0] <= now:
-                _, _, operation = heapq.heappop(self._queue)
-                operation(now)
-                ran += 1
-        return ran
-
-    def pending_operations(self) -> int:
-        with self.lock:
-            return len(self._queue)
-
-    # -- internals ------------------------------------------------------------------------------
-    def _schedule(self, delay: float, operation: _Operation) -> None:
-        heapq.heappush(self._queue, (self.clock() + delay, next(self._seq), operation))
-
-    def _host(self, name: str) -> Host:
-        host = self.hosts.get(name)
-        if host is None:
-            raise NovaError(404, f"Compute host {name} not found.")
-        return host
-
-    def _flavor(self, flavor_id: str) -> Flavor:
-        flavor = self.flavors.get(flavor_id) or next(
-            (f for f in self.flavors.values() if f.name == flavor_id), None
-        )
-        if flavor is None:
-            raise NovaError(404, f"Flavor {flavor_id} could not be found.")
-        return flavor
-
-    @staticmethod
-    def _check_state(server: Instance, action: str, allowed: Iterable[str]) -> None:
-        if server.task_state is not None:
-            raise NovaError(
-                409, f"Cannot '{action}' instance {server.id} while it is in task_state {server.task_state}"
-            )
-        if server.vm_state not in allowed:
-            raise NovaError(
-                409, f"Cannot '{action}' instance {server.id} while it is in vm_state {server.vm_state}"
-            )
-
-    def _place(self, server: Instance, destination: str) -> None:
-        """Move `server` (and its resource usage) to `destination`."""
-        source = server.host
-        if source is not None:
-            self.servers_by_host[source].pop(server.id, None)
-            self._add_usage(self.hosts[source], server.flavor, -1)
-        server.host = destination
-        self.servers_by_host[destination][server.id] = None
-        self._add_usage(self.hosts[destination], server.flavor, +1)
-        for name in (source, destination):
-            if name is not None:
-                self._recount(name)
-
-    @staticmethod
-    def _add_usage(host: Host, flavor: Flavor, sign: int) -> None:
-        host.vcpus_used += sign * flavor.vcpus
-        host.memory_mb_used += sign * flavor.ram
-        host.local_gb_used += sign * (flavor.disk + flavor.ephemeral)
-
-    def _recount(self, host_name: str | None) -> None:
-        if host_name is None:
-            return
-        ids = self.servers_by_host[host_name]
-        self.hosts[host_name].running_vms = sum(
-            1 for i in ids if self.servers[i].power_state == model.RUNNING
-        )
-
-    def _done_evacuations_from(self, host: str) -> bool:
-        return any(
-            m.status == "done" and m.source_compute == host and m.migration_type == "evacuation"
-            for m in self.migrations
-        )
-
-    def _restarted(self, host: Host, now: float) -> None:
-        """What a restarted nova-compute's init_host does: it finds the servers evacuated away
-        while it was down and moves their `done` migration records to `completed`."""
-        for migration in self.migrations:
-            if migration.source_compute == host.name and migration.status == "done":
-                migration.status, migration.updated_at = "completed", now

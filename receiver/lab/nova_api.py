@@ -176,6 +176,27 @@ def _add_compute_routes(app: Flask, cloud: Cloud) -> None:
     def list_servers_detail() -> Response:
         return _servers_page(cloud, base(), detail=True)
 
+    @app.post("/v2.1/servers")
+    def boot_server() -> tuple[Response, int]:
+        from receiver.lab.actions import boot
+
+        server = boot(cloud, _json_body().get("server"), g.version, REQUESTER_PROJECT)
+        body = {
+            "id": server.id,
+            "links": views.links(base(), "servers", server.id),
+            "OS-DCF:diskConfig": "MANUAL",
+            "security_groups": [{"name": "default"}],
+            "adminPass": secrets.token_urlsafe(9),
+        }
+        response = jsonify({"server": body})
+        response.headers["Location"] = f"{base()}/v2.1/servers/{server.id}"
+        return response, 202
+
+    @app.delete("/v2.1/servers/<server_id>")
+    def delete_server(server_id: str) -> tuple[Response, int]:
+        cloud.delete_server(server_id)
+        return Response(b"", content_type="application/json"), 204
+
     @app.get("/v2.1/servers/<server_id>")
     def show_server(server_id: str) -> Response:
         with cloud.lock:

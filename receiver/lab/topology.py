@@ -12,6 +12,8 @@ FLAVORS = (
     Flavor(id="1", name="m1.tiny", vcpus=1, ram=512, disk=1),
     Flavor(id="2", name="m1.small", vcpus=1, ram=2048, disk=20),
     Flavor(id="3", name="m1.medium", vcpus=2, ram=4096, disk=40),
+    # The real Nova test bed's flavor (nova-lab/README.md), so suites written for it run here too.
+    Flavor(id="ebcc45e7-ff4b-42b3-b34b-9fe6911a9686", name="fake.small", vcpus=1, ram=512, disk=1),
 )
 HA_METADATA = {"HA_Enabled": "True"}
 
