@@ -67,10 +67,14 @@ def running_lab(workdir: Path, **options: Any) -> Iterator[LabManifest]:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / MANIFEST).unlink(missing_ok=True)
     log_path = workdir / "lab.log"
+    environment = dict(os.environ)
+    token = options.pop("token", None)
+    if token is not None:
+        environment["LAZARUS_LAB_TOKEN"] = token  # not on the command line, where `ps` shows it
     command = [sys.executable, "-m", "receiver.lab", *serve_arguments(workdir, options)]
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-            command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment
         )
     try:
         manifest = _wait_for_manifest(workdir, process, log_path)

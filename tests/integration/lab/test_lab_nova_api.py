@@ -256,3 +256,20 @@ def test_slow_api_fault(conn: Any, control: LabControl) -> None:
     assert time.monotonic() - started >= 0.3  # a lower bound only: never flaky on a slow machine
     control.clear_faults()
     assert control.status()["faults"]["api_delay_ms"] == 0
+
+
+def test_boot_on_a_named_host_and_delete(conn: Any) -> None:
+    flavor = conn.compute.find_flavor("m1.tiny")
+    server = conn.compute.create_server(
+        name="booted",
+        image_id="11111111-1111-4111-8111-111111111111",
+        flavor_id=flavor.id,
+        networks="none",
+        availability_zone="nova:spare-01",
+        metadata={"HA_Enabled": "True"},
+    )
+    booted = conn.compute.wait_for_server(server, status="ACTIVE", interval=0.1, wait=60)
+    assert (booted.compute_host, booted.metadata) == ("spare-01", {"HA_Enabled": "True"})
+    conn.compute.delete_server(booted)
+    conn.compute.wait_for_delete(booted, interval=0.1, wait=60)
+    assert all(s.id != booted.id for s in servers_on(conn, "spare-01"))

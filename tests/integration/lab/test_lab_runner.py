@@ -25,8 +25,10 @@ pytestmark = [
 
 
 def test_demo_lab_writes_its_files(tmp_path: Path) -> None:
-    with running_lab(tmp_path / "lab", bmc=False) as manifest:
+    with running_lab(tmp_path / "lab", bmc=False, token="lab-test-token-4711") as manifest:
         workdir = manifest.workdir
+        assert manifest.token == "lab-test-token-4711"
+        assert b"lab-test-token-4711" not in Path(f"/proc/{manifest.pid}/cmdline").read_bytes()
         assert (
             json.loads((workdir / "manifest.json").read_text())["nova"]["endpoint"] == manifest.nova_endpoint
         )
