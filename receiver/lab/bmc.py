@@ -129,8 +129,13 @@ def _make_bmc_classes() -> tuple[type[Any], type[Any]]:
             )
             if is_open_session_request:
                 LabServerSession(
-                    self.authdata, self.kg, sockaddr, self.serversocket, bytearray(data[16:]),
-                    self.uuid, bmc=self,
+                    self.authdata,
+                    self.kg,
+                    sockaddr,
+                    self.serversocket,
+                    bytearray(data[16:]),
+                    self.uuid,
+                    bmc=self,
                 )
                 return
             super().sessionless_data(data, sockaddr)
@@ -283,7 +288,10 @@ class _MemoryPower:
                 # test bed (e.g. kills nova-compute), it is not the power itself. A host
                 # whose nova-compute is already dead is "off" all the same.
                 log.warning(
-                    "bmc %s: hook %s exited %d: %s", host, hook[0], result.returncode,
+                    "bmc %s: hook %s exited %d: %s",
+                    host,
+                    hook[0],
+                    result.returncode,
                     result.stderr.decode("utf-8", "replace").strip()[-500:],
                 )
         self._on[host] = on
