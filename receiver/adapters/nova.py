@@ -59,6 +59,11 @@ class NovaCompute:
 
     `start` of a server that is already ACTIVE is refused by Nova (409) and surfaces as
     ComputeRejected(status=409); callers decide whether that is success for them.
+
+    `evacuate` is not idempotent and Nova does not guard it: Nova 34 accepts a second evacuate
+    while the first is still rebuilding (any task_state is allowed), the two rebuilds race and
+    the server can end in ERROR. It refuses (400) only once the server runs on an up host.
+    Before re-sending after a crash, look at `evacuations(source, server_id)`.
     """
 
     def __init__(

@@ -77,6 +77,11 @@ class NovaAdmin:
         service_id = self.service(host)["id"]
         return self.call("PUT", f"/os-services/{service_id}", json=change, ok=(200, 400))
 
+    def service_update_status(self, host: str, **change: Any) -> tuple[int, Any]:
+        service_id = self.service(host)["id"]
+        response = self.http.put(f"{self.endpoint}/os-services/{service_id}", json=change, timeout=30)
+        return response.status_code, response.json() if response.content else None
+
     def server(self, server_id: str) -> dict[str, Any] | None:
         body = self.call("GET", f"/servers/{server_id}", ok=(200, 404))
         return body.get("server") if body and "server" in body else None
@@ -108,6 +113,12 @@ class NovaAdmin:
 
     def stop(self, server_id: str) -> None:
         self.call("POST", f"/servers/{server_id}/action", json={"os-stop": None}, ok=(202,))
+
+    def stop_status(self, server_id: str) -> tuple[int, str]:
+        response = self.http.post(
+            f"{self.endpoint}/servers/{server_id}/action", json={"os-stop": None}, timeout=30
+        )
+        return response.status_code, response.text[:300]
 
     def delete(self, server_id: str) -> None:
         self.call("DELETE", f"/servers/{server_id}", ok=(204, 404))

@@ -11,10 +11,14 @@ import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import pytest
 
 from receiver.adapters.nova import NovaCompute
+
+if TYPE_CHECKING:
+    from conftest import NovaAdmin
 from receiver.domain.model import ComputeService, Server
 from receiver.errors import ComputeError, ComputeRejected, NotFound
 
@@ -136,19 +140,27 @@ def test_servers_on_pages_with_one_request_per_page(target, http_requests) -> No
 
 def test_each_operation_is_one_request(target, http_requests) -> None:
     host = target.victim
+    target.require_healthy(host)
     server_id = target.boot(host, stopped=True)
     compute = target.compute_warm()
-    counts: dict[str, int] = {}
-    for name, call in [
-        ("service", lambda: compute.service(host)),
-        ("server", lambda: compute.server(server_id)),
-        ("evacuations", lambda: compute.evacuations(host, server_id)),
-        ("start", lambda: compute.start(server_id)),
-    ]:
-        http_requests.clear()
-        call()
-        counts[name] = len(http_requests)
-    assert counts == {"service": 1, "server": 1, "evacuations": 1, "start": 1}
+    service = compute.service(host)
+    calls = {
+        "service": lambda: compute.service(host),
+        "server": lambda: compute.server(server_id),
+        "evacuations": lambda: compute.evacuations(host, server_id),
+        "start": lambda: compute.start(server_id),
+        "force_down": lambda: compute.force_down(service),
+        "disable": lambda: compute.disable(service, "lazarus contract: counting requests"),
+    }
+    counts: dict[str, list[str]] = {}
+    try:
+        for name, call in calls.items():
+            http_requests.clear()
+            call()
+            counts[name] = list(http_requests)
+    finally:
+        target.restore_service(host)
+    assert {name: len(sent) for name, sent in counts.items()} == dict.fromkeys(calls, 1), counts
 
 
 def test_server_unknown_is_not_found(target) -> None:
@@ -179,6 +191,19 @@ def test_evacuate_is_refused_while_the_source_compute_is_up(target) -> None:
     assert compute.server(server_id).host == host
 
 
+def test_disable_with_an_overlong_reason_is_rejected(target) -> None:
+    host = target.victim
+    target.require_healthy(host)
+    compute = target.compute()
+    try:
+        error = raises_clean(
+            target, ComputeRejected, lambda: compute.disable(compute.service(host), "x" * 256)
+        )
+    finally:
+        target.restore_service(host)
+    assert isinstance(error, ComputeRejected) and error.status == 400 and error.request_id
+
+
 def test_evacuate_an_unknown_server_is_not_found(target) -> None:
     raises_clean(target, NotFound, lambda: target.compute().evacuate(UNKNOWN_SERVER))
 
@@ -199,6 +224,8 @@ class Fenced:
     servers: dict[str, str]
     forced: ComputeService
     disabled: ComputeService
+    token: str
+    admin: NovaAdmin
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -217,12 +244,15 @@ def fenced(target_session) -> Iterator[Fenced]:
             "targeted": target.boot(host, owner=owned),
             "stopped": target.boot(host, stopped=True, owner=owned),
             "recorded": target.boot(host, owner=owned),
+            "twice": target.boot(host, owner=owned),
+            "in-flight": target.boot(host, owner=owned),
+            "stuck": target.boot(host, owner=owned),
         }
         compute = target.compute()
         target.power_off(host)
         forced = compute.force_down(compute.service(host))
         disabled = compute.disable(forced, "lazarus contract: power lost")
-        yield Fenced(host, compute, servers, forced, disabled)
+        yield Fenced(host, compute, servers, forced, disabled, target.token, target.admin)
     finally:
         # Host first: deleting a server whose dead compute is not forced down would wait forever
         # for that compute; once it is back, deletes and its own clean-up proceed normally.
@@ -289,6 +319,62 @@ def test_a_shutoff_server_stays_shutoff_and_starts(fenced) -> None:
     assert started.host == server.host
 
 
+def test_evacuate_to_an_unknown_host_is_not_found(fenced) -> None:
+    server_id = fenced.servers["recorded"]
+    error = raises_clean(fenced, NotFound, lambda: fenced.compute.evacuate(server_id, UNKNOWN_HOST))
+    assert UNKNOWN_HOST in str(error)
+    assert fenced.compute.server(server_id).host == fenced.host
+
+
+def test_evacuate_to_the_source_host_is_rejected(fenced) -> None:
+    server_id = fenced.servers["recorded"]
+    error = raises_clean(fenced, ComputeRejected, lambda: fenced.compute.evacuate(server_id, fenced.host))
+    assert isinstance(error, ComputeRejected) and error.status == 400 and error.request_id
+    assert fenced.compute.server(server_id).host == fenced.host
+
+
+def test_evacuate_after_it_landed_is_refused(fenced) -> None:
+    """Once the server runs on an up host, Nova refuses to evacuate it again (400)."""
+    server = evacuate_and_wait(fenced, "twice", "ACTIVE")
+    error = raises_clean(fenced, ComputeRejected, lambda: fenced.compute.evacuate(server.id))
+    assert isinstance(error, ComputeRejected) and error.status == 400 and error.request_id
+    assert f"Compute service of {server.host} is still in use" in str(error)
+    assert len(fenced.compute.evacuations(fenced.host, server.id)) == 1
+
+
+def test_a_second_evacuate_in_flight_is_not_refused(fenced) -> None:
+    """Nova 34's evacuate accepts any task_state (check_instance_state(task_state=None)), so a
+    second evacuate while the first is rebuilding is accepted too, and the two rebuilds race
+    (on the real test bed the loser sets the server to ERROR). Nova does not protect against
+    a duplicate: the recovery must never send one. Refused only once the first has landed."""
+    server_id = fenced.servers["in-flight"]
+    fenced.compute.evacuate(server_id)
+    try:
+        fenced.compute.evacuate(server_id)
+    except ComputeRejected as error:
+        assert error.status == 400, f"Nova accepts a second evacuate while the first runs; got {error}"
+    wait_server(fenced.compute, server_id, lambda s: s.host != fenced.host and s.task_state is None)
+
+
+def test_a_server_stuck_in_a_task_on_the_dead_host_can_be_evacuated(fenced) -> None:
+    """An action sent to a dead host's server never finishes (its compute is gone), leaving a
+    task_state behind; Nova still evacuates such a server, so the recovery must not skip it."""
+    server_id = fenced.servers["stuck"]
+    status, body = fenced.admin.stop_status(server_id)
+    assert status == 202, (
+        f"Nova 34 accepts os-stop for a server on a dead, forced-down host; got {status} {body}"
+    )
+    stuck = fenced.compute.server(server_id)
+    assert (stuck.status, stuck.task_state) == ("ACTIVE", "powering-off")
+    fenced.compute.evacuate(server_id)
+    server = wait_server(
+        fenced.compute,
+        server_id,
+        lambda s: s.host != fenced.host and s.status == "ACTIVE" and not s.task_state,
+    )
+    assert server.vm_state == "active"
+
+
 def test_evacuations_lists_the_migration_records(fenced) -> None:
     server = evacuate_and_wait(fenced, "recorded", "ACTIVE")
     deadline = time.monotonic() + 120
@@ -303,3 +389,6 @@ def test_evacuations_lists_the_migration_records(fenced) -> None:
     assert (record.migration_type, record.status) == ("evacuation", "done")
     assert record.id and record.created_at is not None and record.created_at.tzinfo is not None
     assert record.id in {m.id for m in fenced.compute.evacuations(fenced.host)}
+    # Nova refuses to un-force a host while `done` evacuations remain (until its compute restarts).
+    status, body = fenced.admin.service_update_status(fenced.host, forced_down=False)
+    assert status == 400 and "`done` evacuation migration records" in str(body), (status, body)
