@@ -71,7 +71,9 @@ class FaultyNova(BaseHTTPRequestHandler):
     release = threading.Event()
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/") == "/v2.1":
+        if self.mode == "down":
+            self.reply(503, "<html><body>503 Service Unavailable</body></html>", "text/html")
+        elif self.path.rstrip("/") == "/v2.1":
             base = f"http://127.0.0.1:{self.server.server_port}/v2.1/"
             links = [{"rel": "self", "href": base}]
             version = {
@@ -188,6 +190,18 @@ def test_403_is_rejected_not_retryable(tmp_path, monkeypatch, faulty_nova) -> No
     assert isinstance(error, ComputeRejected) and not error.retryable
     assert (error.status, error.request_id) == (403, "req-faulty-403")
     assert "Policy doesn't allow" in str(error)
+
+
+def test_the_adapter_recovers_when_nova_comes_back(tmp_path, monkeypatch, faulty_nova) -> None:
+    """A failed first contact (version discovery) is not remembered: the next call tries again."""
+    endpoint, handler = faulty_nova
+    handler.mode = "down"
+    write_clouds(tmp_path, monkeypatch, endpoint)
+    compute = NovaCompute.from_cloud("contract", timeout_s=5)
+    timed_failure(compute, ComputeUnavailable)
+    handler.mode = "403"  # up again, answering the request itself
+    error, _ = timed_failure(compute, ComputeRejected)
+    assert isinstance(error, ComputeRejected) and error.request_id == "req-faulty-403"
 
 
 def test_from_cloud_does_no_io_and_checks_the_microversion(tmp_path, monkeypatch) -> None:
