@@ -31,7 +31,9 @@ def render_notification(stored: StoredNotification) -> str:
             if m.start_time and m.end_time:
                 from datetime import datetime
 
-                seconds = (datetime.fromisoformat(m.end_time) - datetime.fromisoformat(m.start_time)).total_seconds()
+                seconds = (
+                    datetime.fromisoformat(m.end_time) - datetime.fromisoformat(m.start_time)
+                ).total_seconds()
                 took = f" {seconds:.1f}s"
             lines.append(
                 f"    {m.instance_name:20} {m.instance_uuid}  {m.source_host} -> {m.dest_host or '?':10} "

@@ -61,7 +61,9 @@ class Stack:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         n = len(self.receivers)
-        proc = self._spawn(f"receiver-{n}", ["serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)])
+        proc = self._spawn(
+            f"receiver-{n}", ["serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+        )
         self.receivers.append((proc, url))
         deadline = time.monotonic() + READY_DEADLINE_S
         while True:
@@ -75,7 +77,9 @@ class Stack:
             time.sleep(0.1)
 
     def start_worker(self) -> Proc:
-        proc = self._spawn(f"worker-{len(self.workers)}", ["worker", "--name", f"w{len(self.workers)}-{os.getpid()}"])
+        proc = self._spawn(
+            f"worker-{len(self.workers)}", ["worker", "--name", f"w{len(self.workers)}-{os.getpid()}"]
+        )
         self.workers.append(proc)
         return proc
 
@@ -96,7 +100,10 @@ class Stack:
         handle = log.open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "receiver", *args],
-            env=self.env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: kill() reaches the work-horse
         )
         handle.close()
@@ -155,7 +162,11 @@ class Stack:
 
 @contextmanager
 def running_stack(
-    workdir: Path, *, receivers: int = 1, workers: int = 1, lab_options: dict[str, Any] | None = None,
+    workdir: Path,
+    *,
+    receivers: int = 1,
+    workers: int = 1,
+    lab_options: dict[str, Any] | None = None,
     settings: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
     workdir.mkdir(parents=True, exist_ok=True)
@@ -188,7 +199,11 @@ def running_stack(
         cleanup.callback(_stop_all, stack)
         applied = subprocess.run(
             [sys.executable, "-m", "receiver", "inventory", "apply", str(lab.inventory)],
-            env=env, capture_output=True, text=True, check=False, timeout=60,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
         )
         if applied.returncode != 0:
             raise StackError(f"inventory apply failed: {applied.stderr}")

@@ -87,7 +87,9 @@ def test_worker_killed_during_evacuation_is_resumed_without_double_evacuation(st
     stack.start_worker()  # its reconciler finds the orphan once the dead worker's lease expires
     record = stack.wait_until_ended(uuid)
     assert record["status"] == "finished", record["message"]
-    assert record["attempt"] >= 1, [(s["at"][11:23], s["name"], s["state"], s["message"]) for s in record["steps"]]
+    assert record["attempt"] >= 1, [
+        (s["at"][11:23], s["name"], s["state"], s["message"]) for s in record["steps"]
+    ]
     assert any(s["state"] == "resumed" for s in record["steps"])
     assert set(evacuations_per_instance(stack).values()) == {1}
 

@@ -6,10 +6,20 @@ import hashlib
 from typing import Any
 
 
-def host_alert(host: str, *, status: str = "firing", starts_at: str = "2026-11-25T12:00:00.000000Z",
-               labels: dict[str, str] | None = None) -> dict[str, Any]:
-    all_labels = {"alertname": "LazarusHostDown", "recovery": "host", "host": host, "severity": "critical",
-                  **(labels or {})}
+def host_alert(
+    host: str,
+    *,
+    status: str = "firing",
+    starts_at: str = "2026-11-25T12:00:00.000000Z",
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    all_labels = {
+        "alertname": "LazarusHostDown",
+        "recovery": "host",
+        "host": host,
+        "severity": "critical",
+        **(labels or {}),
+    }
     fingerprint = hashlib.sha256(repr(sorted(all_labels.items())).encode()).hexdigest()[:16]
     return {
         "status": status,

@@ -47,10 +47,10 @@ class LabRig:
         return self.services.store.get(uuid)
 
     def nova(self, path: str) -> Any:
-        request = urllib.request.Request(self.lab.nova_endpoint + path)  # noqa: S310
+        request = urllib.request.Request(self.lab.nova_endpoint + path)
         request.add_header("X-Auth-Token", self.lab.token)
         request.add_header("OpenStack-API-Version", "compute 2.94")
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
 
     def servers_on(self, host: str) -> list[dict[str, Any]]:

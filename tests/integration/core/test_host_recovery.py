@@ -53,8 +53,9 @@ def test_dead_host_is_fenced_and_evacuated(lab_rig: LabRig, caplog: pytest.LogCa
     ("fault", "reason"),
     [("stuck_on", "power_still_on"), ("refuse", "bmc_refused"), ("mute", "bmc_unreachable")],
 )
-def test_unproven_fence_stops_before_nova(lab_rig: LabRig, fault: str, reason: str,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_unproven_fence_stops_before_nova(
+    lab_rig: LabRig, fault: str, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     lab_rig.control.bmc_fault("node-01", fault)
     uuid = lab_rig.alert("node-01")

@@ -30,8 +30,12 @@ def client(make_settings: Callable[..., Settings], redis_client: Any) -> FlaskCl
 
 
 def post(client: FlaskClient, body: Any, headers: dict[str, str] | None = None) -> Any:
-    return client.post(URL, data=json.dumps(body), headers=headers if headers is not None else AUTH,
-                       content_type="application/json")
+    return client.post(
+        URL,
+        data=json.dumps(body),
+        headers=headers if headers is not None else AUTH,
+        content_type="application/json",
+    )
 
 
 def test_firing_host_alert_creates_one_durable_record(client: FlaskClient, redis_client: Any) -> None:
@@ -147,7 +151,10 @@ def test_no_auth_configured_refuses_to_start_unless_explicit(make_settings: Call
     [
         (b"{not json", "body"),
         (json.dumps({"version": "3", "alerts": []}).encode(), "version"),
-        (json.dumps({**webhook(host_alert("n")), "alerts": [{"status": "firing"}]}).encode(), "alerts[0].fingerprint"),
+        (
+            json.dumps({**webhook(host_alert("n")), "alerts": [{"status": "firing"}]}).encode(),
+            "alerts[0].fingerprint",
+        ),
     ],
 )
 def test_bad_bodies_are_400_naming_the_field(client: FlaskClient, raw: bytes, field: str) -> None:

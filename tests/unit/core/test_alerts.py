@@ -23,8 +23,14 @@ def body(name: str, fixtures_dir: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    "name", ["firing_host_down.json", "resolved_host_down.json", "grouped_3_alerts.json",
-             "truncated_max_alerts_2.json", "bearer_auth_firing.json"],
+    "name",
+    [
+        "firing_host_down.json",
+        "resolved_host_down.json",
+        "grouped_3_alerts.json",
+        "truncated_max_alerts_2.json",
+        "bearer_auth_firing.json",
+    ],
 )
 def test_every_captured_payload_parses(name: str, fixtures_dir: Path) -> None:
     raw = body(name, fixtures_dir)
@@ -82,9 +88,17 @@ def test_body_must_be_an_object() -> None:
 
 def _alert(labels: dict[str, str]) -> Any:
     raw = {
-        "version": "4", "status": "firing",
-        "alerts": [{"status": "firing", "labels": labels, "startsAt": "2026-11-25T12:00:00Z",
-                    "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "f1"}],
+        "version": "4",
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": labels,
+                "startsAt": "2026-11-25T12:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "fingerprint": "f1",
+            }
+        ],
     }
     return parse_webhook(raw).alerts[0]
 

@@ -25,11 +25,24 @@ def alert(status: AlertStatus = AlertStatus.FIRING) -> Alert:
         (AlertStatus.FIRING, FailureEvent(FailureKind.HOST, "node-01"), "host:node-01", None),
         (AlertStatus.RESOLVED, FailureEvent(FailureKind.HOST, "node-01"), None, Reason.ALERT_RESOLVED),
         (AlertStatus.FIRING, FailureEvent(None, "node-01", problem="no"), None, Reason.NO_RECOVERY_LABEL),
-        (AlertStatus.FIRING, FailureEvent(FailureKind.HOST, None, problem="no host"), None, Reason.INVALID_LABELS),
-        (AlertStatus.FIRING, FailureEvent(FailureKind.PROCESS, "n", process_name="nova-compute"), None,
-         Reason.KIND_NOT_SUPPORTED),
-        (AlertStatus.FIRING, FailureEvent(FailureKind.INSTANCE, "n", instance_id="u"), None,
-         Reason.KIND_NOT_SUPPORTED),
+        (
+            AlertStatus.FIRING,
+            FailureEvent(FailureKind.HOST, None, problem="no host"),
+            None,
+            Reason.INVALID_LABELS,
+        ),
+        (
+            AlertStatus.FIRING,
+            FailureEvent(FailureKind.PROCESS, "n", process_name="nova-compute"),
+            None,
+            Reason.KIND_NOT_SUPPORTED,
+        ),
+        (
+            AlertStatus.FIRING,
+            FailureEvent(FailureKind.INSTANCE, "n", instance_id="u"),
+            None,
+            Reason.KIND_NOT_SUPPORTED,
+        ),
     ],
 )
 def test_decide(status: AlertStatus, event: FailureEvent, claim: str | None, reason: Reason | None) -> None:

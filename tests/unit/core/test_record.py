@@ -68,7 +68,9 @@ def test_round_trip() -> None:
         record()
         .transition(Status.RUNNING, NOW)
         .log("fence", "succeeded", "off", NOW)
-        .with_fence_attempt(FenceAttempt("ipmi", "127.0.0.1:623", "on", "off", "s", "e", "off_confirmed"), NOW)
+        .with_fence_attempt(
+            FenceAttempt("ipmi", "127.0.0.1:623", "on", "off", "s", "e", "off_confirmed"), NOW
+        )
         .with_vmove(VMove("a", "vm-a", "node-01", "SHUTOFF", MoveStatus.ONGOING, start_time="s"), NOW)
         .advance(Phase.EVACUATING, NOW)
     )
