@@ -150,14 +150,14 @@ class Target:
     deletes_servers: bool = True  # the lab has no DELETE /servers; it is discarded whole
     booted: list[str] = field(default_factory=list)
 
-    def compute(self, **options: Any) -> NovaCompute:
+    def compute(self, microversion: str = MICROVERSION, **options: Any) -> NovaCompute:
         connection = openstack.connect(
             auth_type="admin_token",
             auth={"endpoint": self.endpoint, "token": self.token},
-            compute_api_version=MICROVERSION,
+            compute_api_version=microversion,
             api_timeout=30,
         )
-        return NovaCompute(connection, microversion=MICROVERSION, **options)
+        return NovaCompute(connection, microversion=microversion, **options)
 
     def compute_warm(self, **options: Any) -> NovaCompute:
         """A `compute()` whose one-time version discovery GET has already happened."""

@@ -247,6 +247,7 @@ def fenced(target_session) -> Iterator[Fenced]:
             "twice": target.boot(host, owner=owned),
             "in-flight": target.boot(host, owner=owned),
             "stuck": target.boot(host, owner=owned),
+            "modern": target.boot(host, owner=owned),
         }
         compute = target.compute()
         target.power_off(host)
@@ -309,6 +310,17 @@ def test_evacuate_to_a_chosen_host(fenced, target_session) -> None:
     )
     server = evacuate_and_wait(fenced, "targeted", "ACTIVE", target_host=destination)
     assert server.host == destination
+
+
+def test_evacuate_keeps_the_power_state_whatever_the_configured_microversion(fenced, target_session) -> None:
+    """From 2.95 Nova leaves evacuated servers SHUTOFF; the adapter sends evacuate at <= 2.94."""
+    compute = target_session.compute(microversion="2.100")
+    server_id = fenced.servers["modern"]
+    compute.evacuate(server_id)
+    server = wait_server(
+        compute, server_id, lambda s: s.host != fenced.host and s.task_state is None and s.status != "REBUILD"
+    )
+    assert (server.status, server.vm_state) == ("ACTIVE", "active")
 
 
 def test_a_shutoff_server_stays_shutoff_and_starts(fenced) -> None:
