@@ -93,12 +93,6 @@ class NovaAdmin:
         flavors = self.call("GET", "/flavors")["flavors"]
         return str(next(f["id"] for f in flavors if f["name"] == name))
 
-    def compute_warm(self, **options: Any) -> NovaCompute:
-        """A `compute()` whose one-time version discovery GET has already happened."""
-        compute = self.compute(**options)
-        compute.service(self.victim)
-        return compute
-
     def boot(self, host: str, name: str, metadata: dict[str, str]) -> str:
         """POST /servers pinned to `host` (as admin, `nova:HOST` bypasses the scheduler)."""
         server = {
@@ -188,7 +182,11 @@ class Target:
         for server_id in booted:
             self.admin.delete(server_id)
         for server_id in booted:
-            wait_for(f"server {server_id} deleted", lambda sid=server_id: self.admin.server(sid) is None)
+
+            def gone(sid: str = server_id) -> bool:
+                return self.admin.server(sid) is None
+
+            wait_for(f"server {server_id} deleted", gone)
         booted.clear()
 
     def restore_host(self, host: str) -> None:
@@ -199,7 +197,7 @@ class Target:
 
         def heartbeat_after_restart() -> bool:
             updated = self.admin.service(host).get("updated_at")
-            return bool(updated) and datetime.fromisoformat(updated).replace(tzinfo=UTC) > restarted
+            return bool(updated) and datetime.fromisoformat(str(updated)).replace(tzinfo=UTC) > restarted
 
         wait_for(f"{host}'s compute service heartbeating again", heartbeat_after_restart)
 
@@ -241,9 +239,7 @@ def _real_nova() -> Iterator[Target]:
         assert nodectl is not None
         subprocess.run([str(nodectl), action, host], check=True, capture_output=True, timeout=60)
 
-    power: Callable[[str], None] | None = None
-    if nodectl is not None and nodectl.exists():
-        power = run_nodectl
+    power = nodectl is not None and nodectl.exists()
     admin = NovaAdmin(endpoint, token)
     try:
         admin.compute_hosts()
