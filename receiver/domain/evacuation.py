@@ -68,7 +68,9 @@ def resume_action(move: VMove, server: Server, migrations: list[Migration]) -> R
         return ResumeAction.SKIP
     if move.status is MoveStatus.PENDING:
         return ResumeAction.EVACUATE
-    if server.host != move.source_host or server.task_state:
+    # Only a rebuild proves that Nova took our evacuation: a server stuck in another task on the
+    # dead host (say `powering-off`, which never finishes there) proves nothing.
+    if server.host != move.source_host or (server.task_state or "").startswith("rebuild"):
         return ResumeAction.MONITOR
     sent = [m for m in migrations if m.instance_id == move.instance_uuid and _since_move(m, move)]
     return ResumeAction.MONITOR if sent else ResumeAction.EVACUATE

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from receiver.domain.evacuation import MoveVerdict, ResumeAction, judge_move, resume_action
 from receiver.domain.model import Migration, Server
 from receiver.domain.record import MoveStatus, VMove, iso
-from receiver.errors import ComputeError, NotFound
+from receiver.errors import ComputeError, ComputeRejected, NotFound
 from receiver.ports import Compute
 from receiver.settings import EvacuationSettings
 from receiver.workflow.context import LeaseLost, RecoveryContext
@@ -120,6 +120,17 @@ def _watch(ctx: RecoveryContext, compute: Compute, policy: EvacuationSettings, m
             ctx.lease.check()
             try:
                 retry_transient(lambda: compute.start(move.instance_uuid))
+            except ComputeRejected as exc:
+                # 409: already started (a retried start whose first try went through); keep watching.
+                if exc.status != 409:
+                    _end(
+                        ctx,
+                        move,
+                        MoveStatus.FAILED,
+                        server.host,
+                        f"start after evacuation failed: {_describe(exc)}",
+                    )
+                    return
             except ComputeError as exc:
                 _end(
                     ctx,

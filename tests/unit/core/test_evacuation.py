@@ -60,6 +60,8 @@ def migration(created: datetime | None = NOW, status: str = "done") -> Migration
         (move(), server("node-01", "ERROR"), [migration(status="error")], ResumeAction.MONITOR),
         (move(), server("node-02", "REBUILD", "rebuilding"), [], ResumeAction.MONITOR),
         (move(), server("node-01", "REBUILD", "rebuilding"), [], ResumeAction.MONITOR),
+        # stuck in a task that will never finish on the dead host: not proof of our evacuation
+        (move(), server("node-01", "ACTIVE", "powering-off"), [], ResumeAction.EVACUATE),
         # an evacuation from an older incident does not count as this move's
         (move(), server("node-01", "ACTIVE"), [migration(NOW - timedelta(days=2))], ResumeAction.EVACUATE),
     ],
