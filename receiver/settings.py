@@ -57,6 +57,14 @@ class FencingSettings(_Section):
     poll_interval_s: float = Field(default=1.0, gt=0)
 
 
+class StormSettings(_Section):
+    """Safety rule 6: how many failing hosts at once mean a broken observer rather than a broken cloud."""
+
+    max_fences: int = Field(default=3, ge=1)
+    window_s: float = Field(default=900.0, gt=0)
+    max_down_share: float = Field(default=0.34, gt=0, le=1)
+
+
 class EvacuationSettings(_Section):
     concurrency: int = Field(default=4, ge=1, le=64)
     timeout_s: float = Field(default=600.0, gt=0)
@@ -106,6 +114,7 @@ class Settings(BaseSettings):
 
     webhook: WebhookSettings = WebhookSettings()
     fencing: FencingSettings = FencingSettings()
+    storm: StormSettings = StormSettings()
     evacuation: EvacuationSettings = EvacuationSettings()
     nova: NovaSettings = NovaSettings()
     serve: ServeSettings = ServeSettings()

@@ -83,6 +83,18 @@ return 0
 """
 
 
+# KEYS: 1 fences zset; ARGV: 1 uuid, 2 now, 3 window start, 4 max fences
+# Reserves a fence for `uuid` unless `max` others happened in the window. Idempotent per uuid.
+_RESERVE_FENCE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {1, redis.call('ZCARD', KEYS[1]) - 1} end
+local others = redis.call('ZCARD', KEYS[1])
+if others >= tonumber(ARGV[4]) then return {0, others} end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return {1, others}
+"""
+
+
 @dataclass(frozen=True)
 class IntakeResult:
     outcome: str  # created | duplicate | linked_to_open | recorded_resolved | firing_after_resolved
@@ -138,6 +150,7 @@ class RecordStore:
         self._intake = client.register_script(_INTAKE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        self._reserve_fence = client.register_script(_RESERVE_FENCE)
 
     # -- keys ---------------------------------------------------------------------------
     def _record_key(self, uuid: str) -> str:
@@ -256,6 +269,16 @@ class RecordStore:
                         return changed
                     except redis.WatchError:
                         continue
+
+    # -- the storm guard's fence budget ------------------------------------------------
+    def reserve_fence(self, uuid: str, now: datetime, window_s: float, max_fences: int) -> tuple[bool, int]:
+        """(reserved, fences by others in the window), atomically across workers."""
+        start = now.timestamp() - window_s
+        with translate_errors():
+            ok, others = self._reserve_fence(
+                keys=[f"{self.prefix}:fences"], args=[uuid, now.timestamp(), start, max_fences]
+            )
+        return bool(ok), int(others)
 
     # -- leases: which worker runs a record now -----------------------------------------
     def acquire_lease(self, uuid: str, ttl_s: float) -> str | None:

@@ -30,6 +30,7 @@ class Reason(enum.StrEnum):
     HOST_ON_MAINTENANCE = "host_on_maintenance"
     SEGMENT_DISABLED = "segment_disabled"
     NO_FENCE_METHOD = "no_fence_method"
+    STORM_GUARD = "storm_guard"
     FENCE_CONFIG_INVALID = "fence_config_invalid"
     # worker: fencing
     BMC_UNREACHABLE = "bmc_unreachable"

@@ -8,6 +8,7 @@ evacuation (rule 2).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from receiver.adapters.redis_inventory import InventoryStore
 from receiver.domain.model import ComputeService
 from receiver.domain.reasons import Reason
 from receiver.domain.record import MoveStatus, Notification, Phase, Status
+from receiver.domain.storm import StormPolicy, StormVerdict, judge_storm
 from receiver.errors import ComputeError, ComputeRejected, ConfigError, NotFound
 from receiver.ports import Compute, PowerController
 from receiver.settings import Settings
@@ -22,6 +24,8 @@ from receiver.workflow.context import RecoveryContext
 from receiver.workflow.evacuation import plan_moves, run_moves
 from receiver.workflow.fencing import fence
 from receiver.workflow.retry import retry_transient
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -127,6 +131,12 @@ def _fence(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notif
         target = host.spec.bmc.target(hostname)
     except ConfigError as exc:
         return ctx.finish(Status.FAILED, Reason.FENCE_CONFIG_INVALID, exc.message)
+    storm = _storm_verdict(ctx, deps)
+    if not storm.allowed:
+        log.error(
+            "storm guard: fencing nothing", extra={"notification_uuid": ctx.uuid, "detail": storm.message}
+        )
+        return ctx.finish(Status.IGNORED, storm.reason or Reason.STORM_GUARD, storm.message)
     result = fence(ctx, deps.power(target.driver), target, deps.settings.fencing)
     if not result.confirmed_off:
         return ctx.finish(
@@ -139,6 +149,31 @@ def _fence(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notif
     deps.inventory.set_maintenance(hostname, f"fenced by recovery {ctx.uuid}", ctx.uuid, now)
     ctx.update(lambda r: r.advance(Phase.FENCED, now))
     return None
+
+
+def _storm_verdict(ctx: RecoveryContext, deps: HostRecoveryDeps) -> StormVerdict:
+    """Safety rule 6, checked just before the fence; the fence budget is reserved atomically."""
+    config = deps.settings.storm
+    policy = StormPolicy(config.max_fences, config.window_s, config.max_down_share)
+    inventory_hosts = len(deps.inventory.hosts())
+    open_recoveries = ctx.store.count_open()
+    verdict = judge_storm(
+        open_host_recoveries=open_recoveries,
+        inventory_hosts=inventory_hosts,
+        fences_in_window=0,
+        policy=policy,
+    )
+    if not verdict.allowed:
+        return verdict
+    reserved, others = ctx.store.reserve_fence(ctx.uuid, ctx.clock.now(), config.window_s, config.max_fences)
+    if reserved:
+        return verdict
+    return judge_storm(
+        open_host_recoveries=open_recoveries,
+        inventory_hosts=inventory_hosts,
+        fences_in_window=others,
+        policy=policy,
+    )
 
 
 def _tell_nova(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notification | None:

@@ -63,11 +63,21 @@ class LabRig:
 
 
 @pytest.fixture
+def lab_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings overrides for `lab_rig`; parametrize indirectly to change them."""
+    return dict(getattr(request, "param", {}))
+
+
+@pytest.fixture
 def lab_rig(
-    tmp_path: Path, make_settings: Callable[..., Settings], redis_client: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    make_settings: Callable[..., Settings],
+    redis_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    lab_settings: dict[str, Any],
 ) -> Iterator[LabRig]:
     with running_lab(tmp_path / "lab", **FAST_LAB) as lab:
         monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(lab.clouds_yaml))
-        services = build(make_settings(nova={"cloud": lab.cloud_name}))
+        services = build(make_settings(nova={"cloud": lab.cloud_name}, **lab_settings))
         services.inventory.apply(load_inventory(lab.inventory), utc_now())
         yield LabRig(lab, LabControl(lab), services)

@@ -8,10 +8,10 @@ from collections import Counter
 import pytest
 
 from receiver.domain.record import MoveStatus, Phase, Status
-from tests.integration.core.lab_fixtures import LabRig, lab_rig
+from tests.integration.core.lab_fixtures import LabRig, lab_rig, lab_settings
 
 pytestmark = pytest.mark.integration
-__all__ = ["lab_rig"]
+__all__ = ["lab_rig", "lab_settings"]
 
 
 def test_dead_host_is_fenced_and_evacuated(lab_rig: LabRig, caplog: pytest.LogCaptureFixture) -> None:
@@ -111,3 +111,29 @@ def test_failed_evacuation_is_reported_per_instance(lab_rig: LabRig) -> None:
     assert [m.instance_uuid for m in failed] == [victim]
     assert "ERROR" in failed[0].message
     assert all(m.status is MoveStatus.SUCCEEDED for m in record.vmoves if m.instance_uuid != victim)
+
+
+def test_storm_guard_fences_nothing_when_two_of_three_hosts_are_down(lab_rig: LabRig) -> None:
+    lab_rig.control.kill("node-01")
+    lab_rig.control.kill("node-02")
+    first = lab_rig.alert("node-01")
+    second = lab_rig.alert("node-02")  # both open at once: 2 of 3 hosts
+    record = lab_rig.run(second)
+    assert (record.status, record.reason) == (Status.IGNORED, "storm_guard")
+    assert record.fencing == ()
+    assert lab_rig.evacuations() == []
+    assert "observer may be broken" in record.message
+    # the claim is released, the other recovery still goes ahead alone
+    assert lab_rig.run(first).status is Status.FINISHED
+
+
+@pytest.mark.parametrize("lab_settings", [{"storm": {"max_fences": 1}}], indirect=True)
+def test_storm_guard_counts_fences_in_a_window(lab_rig: LabRig) -> None:
+    lab_rig.control.kill("node-01")
+    assert lab_rig.run(lab_rig.alert("node-01")).status is Status.FINISHED
+    lab_rig.control.kill("node-02")
+    record = lab_rig.run(lab_rig.alert("node-02"))
+    assert (record.status, record.reason) == (Status.IGNORED, "storm_guard")
+    assert "fenced in the last" in record.message
+    service = lab_rig.nova("/os-services?binary=nova-compute&host=node-02")["services"][0]
+    assert service["forced_down"] is False
