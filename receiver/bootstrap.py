@@ -17,7 +17,7 @@ from receiver.adapters.redis_store import RecordStore, connect
 from receiver.domain.alerts import LabelNames
 from receiver.intake import Intake
 from receiver.metrics import Metrics
-from receiver.ports import Compute, PowerController
+from receiver.ports import Compute, EventPublisher, NullPublisher, PowerController
 from receiver.settings import Settings
 from receiver.workflow.context import Clock
 
@@ -35,6 +35,7 @@ class Services:
     metrics: Metrics
     queue: RecoveryQueue
     clock: Clock = field(default_factory=lambda: Clock(utc_now))
+    events: EventPublisher = field(default_factory=NullPublisher)
     _compute: Compute | None = None
     _power: dict[str, PowerController] = field(default_factory=dict)
 

@@ -42,7 +42,9 @@ def run_recovery(notification_uuid: str) -> str:
         log.info("another worker is running this recovery", extra={"notification_uuid": notification_uuid})
         return "skipped"
     lease = Lease(services.store, notification_uuid, token, ttl).start()
-    ctx = RecoveryContext(services.store, services.metrics, services.clock, lease, notification_uuid)
+    ctx = RecoveryContext(
+        services.store, services.metrics, services.clock, lease, notification_uuid, events=services.events
+    )
     try:
         record = ctx.record()
         if record.type is NotificationType.COMPUTE_HOST:

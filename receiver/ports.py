@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from receiver.domain.events import EventKind
 from receiver.domain.model import BmcTarget, ComputeService, Migration, PowerState, Server
+from receiver.domain.record import Notification
 
 
 class PowerController(Protocol):
@@ -57,3 +59,17 @@ class Compute(Protocol):
     def evacuations(self, source_host: str, server_id: str | None = None) -> list[Migration]:
         """Nova's evacuation records from `source_host` (optionally of one server)."""
         ...
+
+
+class EventPublisher(Protocol):
+    """Tells humans what happened to a recovery. Must never raise into, block or fail a recovery:
+    delivery happens elsewhere (its own jobs), so `publish` only records the intent."""
+
+    def publish(self, kind: EventKind, record: Notification) -> None: ...
+
+
+class NullPublisher:
+    """No notifiers configured: events are only logged by the workflow."""
+
+    def publish(self, kind: EventKind, record: Notification) -> None:
+        return None

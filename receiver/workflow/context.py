@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from receiver.adapters.redis_store import RecordStore
+from receiver.domain.events import EventKind, ended_event
 from receiver.domain.record import Notification, Status
 from receiver.errors import LazarusError, StoreUnavailable
 from receiver.metrics import Metrics
+from receiver.ports import EventPublisher, NullPublisher
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,15 @@ class RecoveryContext:
     clock: Clock
     lease: Lease
     uuid: str
+    events: EventPublisher = field(default_factory=NullPublisher)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def publish(self, kind: EventKind, record: Notification) -> None:
+        """Tell humans; a notifier problem is logged and never fails the recovery."""
+        try:
+            self.events.publish(kind, record)
+        except Exception:  # the fan-out boundary: a recovery never fails because of a notifier
+            log.exception("event not published", extra={"notification_uuid": self.uuid, "event": kind.value})
 
     def record(self) -> Notification:
         return self.store.get(self.uuid)
@@ -110,4 +120,7 @@ class RecoveryContext:
         )
         started = datetime.fromisoformat(record.created_at)
         self.metrics.recovery_ended(record.type.value, status.value, reason, (now - started).total_seconds())
+        kind = ended_event(record)
+        if kind is not None:
+            self.publish(kind, record)
         return record

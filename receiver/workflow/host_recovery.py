@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from receiver.adapters.redis_inventory import InventoryStore
+from receiver.domain.events import EventKind
 from receiver.domain.model import ComputeService
 from receiver.domain.reasons import Reason
 from receiver.domain.record import MoveStatus, Notification, Phase, Status
@@ -48,7 +49,8 @@ def run(ctx: RecoveryContext, deps: HostRecoveryDeps) -> Notification:
     if record.status is not Status.RUNNING:
         now = ctx.clock.now()
         record = ctx.update(lambda r: r.transition(Status.RUNNING, now, message="recovery running"))
-        ctx.step("recovery", "started", f"recovery of host {record.hostname} started")
+        record = ctx.step("recovery", "started", f"recovery of host {record.hostname} started")
+        ctx.publish(EventKind.STARTED, record)
     else:
         ctx.step(
             "recovery",

@@ -7,15 +7,26 @@ from collections import Counter
 
 import pytest
 
-from receiver.domain.record import MoveStatus, Phase, Status
+from receiver.domain.events import EventKind
+from receiver.domain.record import MoveStatus, Notification, Phase, Status
 from tests.integration.core.lab_fixtures import LabRig, lab_rig, lab_settings
 
 pytestmark = pytest.mark.integration
 __all__ = ["lab_rig", "lab_settings"]
 
 
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []
+
+    def publish(self, kind: EventKind, record: Notification) -> None:
+        self.events.append((kind.value, record.status.value, record.notification_uuid))
+
+
 def test_dead_host_is_fenced_and_evacuated(lab_rig: LabRig, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    publisher = RecordingPublisher()
+    lab_rig.services.events = publisher
     before = {s["id"]: s["status"] for s in lab_rig.servers_on("node-01")}
     assert before, "the lab puts servers on node-01"
     lab_rig.control.kill("node-01")
@@ -47,6 +58,10 @@ def test_dead_host_is_fenced_and_evacuated(lab_rig: LabRig, caplog: pytest.LogCa
     password = lab_rig.lab.bmc_password()
     assert password not in caplog.text
     assert password not in str(record.to_dict())
+    assert publisher.events == [
+        ("recovery_started", "running", uuid),
+        ("recovery_finished", "finished", uuid),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -58,8 +73,11 @@ def test_unproven_fence_stops_before_nova(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     lab_rig.control.bmc_fault("node-01", fault)
+    publisher = RecordingPublisher()
+    lab_rig.services.events = publisher
     uuid = lab_rig.alert("node-01")
     record = lab_rig.run(uuid)
+    assert publisher.events[-1] == ("recovery_failed", "failed", uuid)
     assert record.status is Status.FAILED
     assert record.reason == reason
     assert record.fencing and all(a.outcome == reason for a in record.fencing)
@@ -118,8 +136,11 @@ def test_storm_guard_fences_nothing_when_two_of_three_hosts_are_down(lab_rig: La
     lab_rig.control.kill("node-02")
     first = lab_rig.alert("node-01")
     second = lab_rig.alert("node-02")  # both open at once: 2 of 3 hosts
+    publisher = RecordingPublisher()
+    lab_rig.services.events = publisher
     record = lab_rig.run(second)
     assert (record.status, record.reason) == (Status.IGNORED, "storm_guard")
+    assert publisher.events[-1] == ("refused_by_gate", "ignored", second)
     assert record.fencing == ()
     assert lab_rig.evacuations() == []
     assert "observer may be broken" in record.message
