@@ -120,26 +120,12 @@ def _watch(ctx: RecoveryContext, compute: Compute, policy: EvacuationSettings, m
             ctx.lease.check()
             try:
                 retry_transient(lambda: compute.start(move.instance_uuid))
-            except ComputeRejected as exc:
-                # 409: already started (a retried start whose first try went through); keep watching.
-                if exc.status != 409:
-                    _end(
-                        ctx,
-                        move,
-                        MoveStatus.FAILED,
-                        server.host,
-                        f"start after evacuation failed: {_describe(exc)}",
-                    )
-                    return
             except ComputeError as exc:
-                _end(
-                    ctx,
-                    move,
-                    MoveStatus.FAILED,
-                    server.host,
-                    f"start after evacuation failed: {_describe(exc)}",
-                )
-                return
+                # 409: already started (a retried start whose first try went through); keep watching.
+                if not (isinstance(exc, ComputeRejected) and exc.status == 409):
+                    message = f"start after evacuation failed: {_describe(exc)}"
+                    _end(ctx, move, MoveStatus.FAILED, server.host, message)
+                    return
             started_it = True
             ctx.step(
                 "evacuate",
