@@ -58,5 +58,8 @@ rules-check: deps ## promtool and amtool on rules/ and deploy/
 	cd rules/tests && promtool test rules *.test.yml
 	amtool check-config deploy/alertmanager.yml
 
+bench: deps venv ## Benchmarks: webhook intake, lab scale, host recovery, IPMI calls (bench-results/bench.json + table)
+	$(PY) -m bench.run --out bench-results/
+
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
