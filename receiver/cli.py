@@ -9,12 +9,15 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from receiver.errors import ConfigError, LazarusError
 from receiver.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from receiver.bootstrap import Services
 
 
 def _settings() -> Settings:
@@ -95,6 +98,15 @@ def worker(burst: bool, name: str | None) -> None:
     settings = _settings()
     configure_logging_from_env()
     services = build(settings)
+    try:
+        # Read clouds.yaml and import openstacksdk here, once: a bad cloud stops the worker at
+        # start rather than mid-recovery, and forked jobs skip the import. No request is sent,
+        # so no connection is shared across the fork.
+        services.compute()
+    except Exception as exc:  # noqa: BLE001 - the process boundary: openstacksdk config errors named as ours
+        raise click.ClickException(
+            f"nova.cloud: cannot load the OpenStack cloud: {type(exc).__name__}: {exc}"
+        ) from None
     jobs.configure(services)
     lease_ttl = settings.worker.lease_ttl_s
     try:
@@ -114,11 +126,56 @@ def worker(burst: bool, name: str | None) -> None:
 
     if not burst:
         threading.Thread(target=reconcile_forever, name="reconciler", daemon=True).start()
-    rq_worker = Worker([services.queue.queue], connection=services.redis, name=name)
+    queues = [services.queue.queue]
+    if settings.notifiers:
+        # After the recovery queue: RQ takes jobs in queue order, recoveries first.
+        queues.append(_notify_delivery(services))
+    rq_worker = Worker(queues, connection=services.redis, name=name)
     try:
-        rq_worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=False)
+        # The scheduler runs delivery retries that are due (enqueue_in); recoveries never use it.
+        rq_worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=bool(settings.notifiers))
     finally:
         stop.set()
+
+
+def _notify_delivery(services: Services) -> Any:
+    """Wire the delivery jobs of this worker; returns the notify queue to listen on."""
+    from receiver.bootstrap import dispatcher_for, notify_queue
+    from receiver.notify import delivery
+
+    delivery.configure(dispatcher_for(services))
+    services.metrics.notifiers_configured([n.name for n in services.settings.notifiers])
+    return notify_queue(services).queue
+
+
+@main.group()
+def notify() -> None:
+    """Notifiers (Slack, PagerDuty, webhooks)."""
+
+
+@notify.command("test")
+@click.argument("notifier")
+def notify_test(notifier: str) -> None:
+    """Send a test message through NOTIFIER now (PagerDuty: a trigger, then its resolve)."""
+    from receiver.bootstrap import utc_now
+    from receiver.notify.check import send_test
+
+    settings = _settings()
+    configure_logging_from_env()
+    config = next((n for n in settings.notifiers if n.name == notifier), None)
+    if config is None:
+        known = ", ".join(n.name for n in settings.notifiers) or "none configured"
+        raise click.ClickException(f"no notifier named {notifier!r} (known: {known})")
+    results = send_test(config, settings.public_url, utc_now)
+    for label, result in results:
+        state = (
+            "delivered"
+            if result.ok
+            else f"FAILED ({result.reason}{', retryable' if result.retryable else ''})"
+        )
+        click.echo(f"{notifier} ({config.type}) {label}: {state} {result.detail}".rstrip())
+    if not all(result.ok for _, result in results):
+        raise SystemExit(1)
 
 
 @main.group()
@@ -152,14 +209,18 @@ def notifications_list(as_json: bool, limit: int) -> None:
 def notifications_show(uuid: str, as_json: bool) -> None:
     from receiver.bootstrap import build
     from receiver.cli_render import render_notification
+    from receiver.notify.ledger import DeliveryLedger
     from receiver.web import views
 
     services = build(_settings())
     stored = _store_call(lambda: services.store.get_full(uuid))
+    ledger = DeliveryLedger(services.redis, services.settings.key_prefix)
+    deliveries = _store_call(lambda: ledger.deliveries(uuid))
     if as_json:
-        click.echo(json.dumps({"notification": views.notification_detail(stored)}, indent=2))
+        detail = views.notification_detail(stored, deliveries=deliveries)
+        click.echo(json.dumps({"notification": detail}, indent=2))
         return
-    click.echo(render_notification(stored))
+    click.echo(render_notification(stored, deliveries))
 
 
 @main.group()
