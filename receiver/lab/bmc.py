@@ -280,9 +280,7 @@ class _MemoryPower:
         hook = self._hooks[on]
         if hook:
             # The command comes from the operator's own command line, never from the network.
-            result = subprocess.run(  # noqa: S603
-                list(hook), check=False, timeout=_HOOK_TIMEOUT_S, capture_output=True
-            )
+            result = subprocess.run(list(hook), check=False, timeout=_HOOK_TIMEOUT_S, capture_output=True)
             if result.returncode != 0:
                 # The simulated power still changes: the hook reports the change to the
                 # test bed (e.g. kills nova-compute), it is not the power itself. A host
