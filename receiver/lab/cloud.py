@@ -1,23 +1,32 @@
 """The lab cloud: its state (`receiver.lab.state`) plus Nova's rules for what the API asks:
-boot and delete, service updates, start / stop / reboot / lock, and evacuation.
+boot and delete, service updates, start / stop / reboot / lock, and evacuation
+(`receiver.lab.evacuation`).
 
 Each method checks what real Nova checks, in Nova's order and with Nova's messages, then
 either changes the state at once (as Nova's API does) or queues the change for `tick()`
-(as Nova's conductor and computes do later)."""
+(as Nova's conductor and computes do later). Work for a host's nova-compute waits while
+that host is not RUNNING (hung, compute dead, powered off), as Nova's RPC casts do."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from receiver.lab import model
-from receiver.lab.model import Host, Instance, MigrationRecord, NovaError
+from receiver.lab.evacuation import Evacuations
+from receiver.lab.model import Host, Instance, NovaError
 from receiver.lab.scheduler import Demand, choose_host
-from receiver.lab.state import Clock, CloudSettings, CloudState, Faults
+from receiver.lab.state import Clock, CloudSettings, Faults
 
 __all__ = ["Clock", "Cloud", "CloudSettings", "Faults"]
 
+# task_states a hard reboot may interrupt (nova/compute/task_states.py, ALLOW_REBOOT).
+ALLOW_HARD_REBOOT_TASKS = (
+    None, "rebooting", "reboot_pending", "reboot_started", "resuming", "rebooting_hard",
+    "unpausing", "pausing", "suspending",
+)  # fmt: skip
 
-class Cloud(CloudState):
+
+class Cloud(Evacuations):
     """One lab's cloud; the simulated API and the BMCs drive it, tests read it."""
 
     def boot_server(
@@ -71,16 +80,17 @@ class Cloud(CloudState):
             def spawned(when: float) -> None:
                 if server.id in self.servers and server.vm_state == "building":
                     server.vm_state, server.task_state, server.power_state = "active", None, model.RUNNING
-                    server.updated = when
+                    server.updated = server.launched_at = when
                     self._recount(server.host)
 
-            self._schedule(self.settings.action_delay, spawned)
+            self._cast(destination, self.settings.action_delay, spawned)
             return server
 
     def delete_server(self, server_id: str) -> None:
         """`DELETE /servers/{id}`: gone at once (Nova's local delete, as for a down host)."""
         with self.lock:
             server = self.server(server_id)
+            self._release_claim(server)
             if server.host is not None:
                 self.servers_by_host[server.host].pop(server.id, None)
                 self._add_usage(self.hosts[server.host], server.flavor, -1)
@@ -105,9 +115,10 @@ class Cloud(CloudState):
                 raise NovaError(
                     400, "No updates were requested. Fields 'status' or 'forced_down' should be specified."
                 )
-            if status == "enabled" and disabled_reason is not None:
+            if status == "enabled" and disabled_reason:
                 raise NovaError(400, "Specifying 'disabled_reason' with status 'enabled' is invalid.")
-            if forced_down is False and host.forced_down and self._done_evacuations_from(host.name):
+            # Nova checks this on every forced_down=false, not only when the service is forced down.
+            if forced_down is False and self._evacuations_from(host.name, ("done",)):
                 raise NovaError(
                     400,
                     f"Unable to force up host {host.name} as `done` evacuation migration records remain "
@@ -136,100 +147,40 @@ class Cloud(CloudState):
         )
 
     def reboot_server(self, server_id: str, hard: bool) -> None:
-        task = "reboot_started_hard" if hard else "rebooting"
-        allowed = ("active", "stopped", "error") if hard else ("active",)
-        self._power_action(server_id, "reboot", allowed=allowed, task=task, vm_state="active")
+        if hard:
+            self._power_action(
+                server_id, "reboot", allowed=("active", "stopped", "error"), task="rebooting_hard",
+                vm_state="active", allowed_tasks=ALLOW_HARD_REBOOT_TASKS,
+            )  # fmt: skip
+        else:
+            self._power_action(server_id, "reboot", allowed=("active",), task="rebooting", vm_state="active")
 
     def _power_action(
-        self, server_id: str, action: str, *, allowed: Iterable[str], task: str, vm_state: str
+        self,
+        server_id: str,
+        action: str,
+        *,
+        allowed: Iterable[str],
+        task: str,
+        vm_state: str,
+        allowed_tasks: Iterable[str | None] = (None,),
     ) -> None:
+        """Nova's API accepts these whatever the host's service state (check_instance_host()
+        without check_is_up): on a host that is not RUNNING the task_state stays set until the
+        host's nova-compute runs again, and the action is dropped if the server left meanwhile."""
         with self.lock:
             server = self.server(server_id)
-            self._check_state(server, action, allowed)
-            if server.host is None or not self.is_up(self._host(server.host), self.clock()):
-                raise NovaError(409, "Service is unavailable at this time.")
+            if server.host is None:
+                raise NovaError(409, f"Instance {server.id} is not ready")
+            self._check_state(server, action, allowed, allowed_tasks)
+            host = server.host
             server.task_state, server.updated = task, self.clock()
 
             def finish(now: float) -> None:
-                if server.id not in self.servers:
-                    return  # deleted meanwhile
+                if server.id not in self.servers or server.host != host or server.task_state != task:
+                    return  # deleted, evacuated or re-tasked meanwhile
                 server.vm_state, server.task_state, server.updated = vm_state, None, now
                 server.power_state = model.RUNNING if vm_state == "active" else model.SHUTDOWN
                 self._recount(server.host)
 
-            self._schedule(self.settings.action_delay, finish)
-
-    # -- evacuation -----------------------------------------------------------------------------
-    def evacuate(self, server_id: str, target: str | None, microversion: tuple[int, int]) -> MigrationRecord:
-        """Accept an evacuation as Nova's API does; the move itself happens `evacuate_delay` later."""
-        with self.lock:
-            if target is not None and target not in self.hosts:
-                raise NovaError(404, f"Compute host {target} not found.")
-            server = self.server(server_id)
-            if server.host is not None and server.host == target:
-                raise NovaError(400, "The target host can't be the same one.")
-            self._check_state(server, "evacuate", ("active", "stopped", "error"))
-            source = self._host(server.host) if server.host else None
-            now = self.clock()
-            if source is not None and self.is_up(source, now):
-                raise NovaError(400, f"Compute service of {source.name} is still in use.")
-            # Nova >= 2.95 leaves the evacuated server stopped; so does a server stopped before.
-            stay_stopped = server.vm_state == "stopped" or microversion >= (2, 95)
-            server.task_state, server.updated = "rebuilding", now
-            migration = MigrationRecord(
-                id=len(self.migrations) + 1,
-                uuid=model.new_uuid(),
-                instance_uuid=server.id,
-                migration_type="evacuation",
-                source_compute=server.host,
-                dest_compute=None,
-                status="accepted",
-                created_at=now,
-                updated_at=now,
-                project_id=server.project_id,
-                user_id=server.user_id,
-                flavor_id=server.flavor.id,
-            )
-            self.migrations.append(migration)
-            self._schedule(
-                self.settings.evacuate_delay,
-                lambda when: self._finish_evacuation(server, migration, target, stay_stopped, when),
-            )
-            return migration
-
-    def _finish_evacuation(
-        self, server: Instance, migration: MigrationRecord, target: str | None, stay_stopped: bool, now: float
-    ) -> None:
-        if server.id not in self.servers:
-            migration.status, migration.updated_at = "error", now  # deleted meanwhile
-            return
-        destination: str | None = None
-        if server.id in self.faults.evacuate_fails:
-            reason = f"Injected lab fault: evacuation of {server.id} failed."
-        else:
-            demand = Demand(
-                server.flavor.vcpus, server.flavor.ram, server.flavor.disk + server.flavor.ephemeral
-            )
-            destination = choose_host(
-                self._candidates(now), demand, exclude=server.host, only=target, ratios=self.settings.ratios
-            )
-            reason = "No valid host was found. There are not enough hosts available."
-        migration.updated_at = server.updated = now
-        server.task_state = None
-        if destination is None:
-            server.vm_state = "error"
-            server.fault = {"code": 500, "message": reason, "created": now}
-            migration.status = "error"
-            return
-        self._place(server, destination)
-        server.vm_state = "stopped" if stay_stopped else "active"
-        server.power_state = model.SHUTDOWN if stay_stopped else model.RUNNING
-        server.fault = None
-        migration.dest_compute, migration.status = destination, "done"
-        self._recount(destination)
-
-    # -- faults ---------------------------------------------------------------------------------
-    def fail_evacuation(self, server_id: str, fail: bool = True) -> None:
-        with self.lock:
-            self.server(server_id)
-            (self.faults.evacuate_fails.add if fail else self.faults.evacuate_fails.discard)(server_id)
+            self._cast(host, self.settings.action_delay, finish)

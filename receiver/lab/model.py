@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar
 
 # Nova's power_state codes (nova/compute/power_state.py).
@@ -13,12 +14,23 @@ NOSTATE = 0
 RUNNING = 1
 SHUTDOWN = 4
 
-# Nova's API status for each vm_state when no task changes it (nova/api/openstack/common.py).
-STATUS_OF_VM_STATE = {"active": "ACTIVE", "stopped": "SHUTOFF", "error": "ERROR", "building": "BUILD"}
-STATUS_OF_TASK_STATE = {
-    "rebuilding": "REBUILD",
-    "rebooting": "REBOOT",
-    "reboot_started_hard": "HARD_REBOOT",
+# Nova's API status of each (vm_state, task_state), from nova/api/openstack/common.py's _STATE_MAP
+# for the states the lab uses: "default" when no listed task changes it.
+_REBUILD = {"rebuilding": "REBUILD", "rebuild_block_device_mapping": "REBUILD", "rebuild_spawning": "REBUILD"}
+STATUS_MAP: dict[str, dict[str, str]] = {
+    "active": {
+        "default": "ACTIVE",
+        "rebooting": "REBOOT",
+        "reboot_pending": "REBOOT",
+        "reboot_started": "REBOOT",
+        "rebooting_hard": "HARD_REBOOT",
+        "reboot_pending_hard": "HARD_REBOOT",
+        "reboot_started_hard": "HARD_REBOOT",
+        **_REBUILD,
+    },
+    "building": {"default": "BUILD"},
+    "stopped": {"default": "SHUTOFF", **_REBUILD},
+    "error": {"default": "ERROR", **_REBUILD},
 }
 
 
@@ -60,20 +72,31 @@ class Flavor:
     description: str | None = None
 
 
+class Condition(StrEnum):
+    """What a host is doing, as seen from outside; only RUNNING heartbeats and does work."""
+
+    RUNNING = "running"  # powered on, nova-compute heartbeats and carries out requests
+    HUNG = "hung"  # powered on (the BMC says ON) but frozen: no heartbeat, no work, guests unreachable
+    COMPUTE_DEAD = "compute_dead"  # powered on, guests run, but nova-compute is dead: no heartbeat, no work
+    OFF = "off"  # powered off: no heartbeat, no work, guests gone
+
+
 @dataclass
 class Host:
-    """One compute host: its power (the BMC's view), its nova-compute service and hypervisor."""
+    """One compute host: its condition (power, as the BMC reports it, and whether its
+    nova-compute runs), its nova-compute service and hypervisor."""
 
     name: str
     vcpus: int
     memory_mb: int
     local_gb: int
-    booted_at: float
+    heartbeat_since: float  # start of the current run of heartbeats (boot, restart, recovery)
     number: int = 0  # the integer id Nova shows before microversion 2.53
     service_id: str = field(default_factory=new_uuid)
     hypervisor_id: str = field(default_factory=new_uuid)
-    powered_on: bool = True
-    heartbeat_when_off: float = 0.0
+    condition: Condition = Condition.RUNNING
+    hung_from: Condition = Condition.RUNNING  # the condition a hung host returns to when it recovers
+    last_heartbeat_at: float = 0.0  # the last heartbeat sent, kept while the host is not RUNNING
     forced_down: bool = False
     disabled: bool = False
     disabled_reason: str | None = None
@@ -81,6 +104,16 @@ class Host:
     memory_mb_used: int = 0
     local_gb_used: int = 0
     running_vms: int = 0
+
+    @property
+    def powered_on(self) -> bool:
+        """What the host's BMC reports: a hung host, or one whose compute died, is still ON."""
+        return self.condition is not Condition.OFF
+
+    @property
+    def working(self) -> bool:
+        """True when its nova-compute heartbeats and carries out what it is sent."""
+        return self.condition is Condition.RUNNING
 
 
 @dataclass
@@ -103,12 +136,14 @@ class Instance:
     locked_reason: str | None = None
     fault: dict[str, Any] | None = None
     image_id: str = "11111111-1111-4111-8111-111111111111"
+    launched_at: float | None = None  # None until it first ran; Nova evacuates only launched servers
 
     @property
     def status(self) -> str:
-        if self.task_state in STATUS_OF_TASK_STATE:
-            return STATUS_OF_TASK_STATE[self.task_state]
-        return STATUS_OF_VM_STATE.get(self.vm_state, "UNKNOWN")
+        by_task = STATUS_MAP.get(self.vm_state)
+        if by_task is None:
+            return "UNKNOWN"
+        return by_task.get(self.task_state or "default", by_task["default"])
 
 
 @dataclass

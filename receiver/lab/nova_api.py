@@ -160,6 +160,8 @@ def _add_compute_routes(app: Flask, cloud: Cloud) -> None:
             raise NovaError(400, f"Invalid input for field/attribute forced_down. Value: {forced}.")
         if reason is not None and (not isinstance(reason, str) or len(reason) > 255):
             raise NovaError(400, "Invalid input for field/attribute disabled_reason.")
+        if not _is_uuid(service_id):
+            raise NovaError(400, f"Invalid uuid {service_id}")
         if service_id in dict(CONTROLLER_SERVICES).values():
             raise NovaError(400, "Updating a nova-conductor or nova-scheduler service is not supported. "
                                  "Only nova-compute services can be updated.")  # fmt: skip
@@ -218,12 +220,16 @@ def _add_resource_routes(app: Flask, cloud: Cloud) -> None:
     def list_migrations() -> Response:
         if g.version >= (2, 80):
             _reject_unknown(MIGRATION_QUERY_KEYS)
-        records = sorted(cloud.list_migrations(), key=lambda m: (m.created_at, m.id), reverse=True)
-        for key in ("instance_uuid", "source_compute", "migration_type", "status"):
-            if key in request.args:
-                records = [m for m in records if getattr(m, key) == request.args[key]]
-        if "host" in request.args:
-            records = [m for m in records if request.args["host"] in (m.source_compute, m.dest_compute)]
+        args = request.args
+        records = cloud.list_migrations(
+            instance_uuid=args.get("instance_uuid"),
+            source_compute=args.get("source_compute"),
+            host=args.get("host"),
+        )
+        for key in ("migration_type", "status"):
+            if key in args:
+                records = [m for m in records if getattr(m, key) == args[key]]
+        records.sort(key=lambda m: (m.created_at, m.id), reverse=True)
         if g.version >= (2, 59) and "marker" in request.args:
             uuids = [m.uuid for m in records]
             if request.args["marker"] not in uuids:
@@ -327,6 +333,14 @@ def _limit() -> int:
     if not raw.isdigit():
         raise NovaError(400, f"Invalid input for query parameters limit. Value: {raw}.")
     return min(int(raw), MAX_LIMIT)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _truthy(value: str | None) -> bool:

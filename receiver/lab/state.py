@@ -1,12 +1,15 @@
-"""The lab cloud's state: records, indexes, heartbeats, power, the clock and the work queue.
+"""The lab cloud's state: records, indexes, heartbeats, host conditions, the clock and the work queue.
 
 Thread-safe through one re-entrant lock. Time comes from an injectable clock; asynchronous
 work (evacuations, boots, start/stop, reboots) is queued with a due time and carried out by
 `tick()`, which the runner's ticker thread calls, so no request ever waits for a state change.
-Heartbeats are derived, not stored: a powered-on host heartbeats every `report_interval`
-seconds from its boot; a powered-off host keeps the last heartbeat it sent, so its service
-turns `down` once that is older than `service_down_time`. `receiver.lab.cloud.Cloud` adds
-Nova's rules for the API's requests on top.
+
+Hosts are RUNNING, HUNG, COMPUTE_DEAD or OFF (`model.Condition`). Heartbeats are derived, not
+stored: a RUNNING host heartbeats every `report_interval` seconds from `heartbeat_since`; any
+other host keeps the last heartbeat it sent, so its service turns `down` once that is older
+than `service_down_time`. Work sent to a host's nova-compute (Nova's RPC casts) waits, as in
+its message queue, while the host is not RUNNING and is carried out once it runs again.
+`receiver.lab.cloud.Cloud` adds Nova's rules for the API's requests on top.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from receiver.lab import model
-from receiver.lab.model import Flavor, Host, Instance, MigrationRecord, NovaError
+from receiver.lab.model import Condition, Flavor, Host, Instance, MigrationRecord, NovaError
 from receiver.lab.scheduler import AllocationRatios, Candidate
 
 Clock = Callable[[], float]
 _Operation = Callable[[float], None]
+EVACUATION_CLEANED_UP = ("accepted", "pre-migrating", "done")
 
 
 @dataclass
@@ -60,10 +64,16 @@ class CloudState:
         self.services: dict[str, Host] = {}  # by service id
         self.servers: dict[str, Instance] = {}
         self.servers_by_host: dict[str, dict[str, None]] = {}  # ordered sets of server ids
-        self.migrations: list[MigrationRecord] = []
+        self.migrations: list[MigrationRecord] = []  # in id order
+        # Indexes, so a query about one server or host never scans every migration.
+        self.migrations_by_instance: dict[str, list[MigrationRecord]] = {}
+        self.migrations_by_host: dict[str, dict[int, MigrationRecord]] = {}  # as source or destination
         self._order: list[Instance] | None = None  # servers in Nova's default order, cached
         self._queue: list[tuple[float, int, _Operation]] = []
         self._seq = itertools.count()
+        self._waiting: dict[str, list[_Operation]] = {}  # work cast to a host that is not RUNNING
+        # Placement's allocation of an evacuating server on its destination, until it moves there.
+        self._claims: dict[str, str] = {}  # server id -> destination host
 
     # -- building -----------------------------------------------------------------------------
     def add_flavor(self, flavor: Flavor) -> Flavor:
@@ -76,7 +86,7 @@ class CloudState:
             if name in self.hosts:
                 raise ValueError(f"host {name} already exists")
             host = Host(
-                name=name, vcpus=vcpus, memory_mb=memory_mb, local_gb=local_gb, booted_at=self.clock()
+                name=name, vcpus=vcpus, memory_mb=memory_mb, local_gb=local_gb, heartbeat_since=self.clock()
             )
             host.number = len(self.hosts) + 1
             self.hosts[name] = host
@@ -112,6 +122,7 @@ class CloudState:
                 created=now,
                 updated=now,
                 metadata=dict(metadata or {}),
+                launched_at=now,
             )
             self.servers[server.id] = server
             self._place(server, host)
@@ -124,22 +135,60 @@ class CloudState:
             return self._host(host).powered_on
 
     def set_power(self, host: str, on: bool) -> None:
+        """Power off ends any condition (a hung host too); power on boots a healthy host whose
+        nova-compute starts afresh. Powering on a host that is on changes nothing."""
         with self.lock:
             record = self._host(host)
-            now = self.clock()
-            if on and not record.powered_on:
-                record.powered_on, record.booted_at = True, now
-                self._restarted(record, now)
-            elif not on and record.powered_on:
-                record.heartbeat_when_off = self.last_heartbeat(record, now)
-                record.powered_on = False
+            if not on:
+                self._become(record, Condition.OFF)
+            elif record.condition is Condition.OFF:
+                self._become(record, Condition.RUNNING)
+                self._compute_started(record)
+
+    # -- host conditions (the control API sets these) -----------------------------------------
+    def hang(self, host: str, hung: bool = True) -> None:
+        """Freeze a powered-on host (its BMC still says ON), or let a hung one carry on where
+        it stopped: the same nova-compute resumes, so nothing of a restart happens."""
+        with self.lock:
+            record = self._host(host)
+            if hung and record.condition is Condition.OFF:
+                raise NovaError(409, f"host {host} is powered off; only a powered-on host can hang")
+            if hung and record.condition is not Condition.HUNG:
+                record.hung_from = record.condition
+                self._become(record, Condition.HUNG)
+            elif not hung and record.condition is Condition.HUNG:
+                self._become(record, record.hung_from)
+
+    def set_compute_running(self, host: str, running: bool) -> None:
+        """Kill nova-compute on a live host (guests keep running), or start it again, which
+        runs its init_host. Starting a compute that runs changes nothing."""
+        with self.lock:
+            record = self._host(host)
+            if record.condition in (Condition.OFF, Condition.HUNG):
+                raise NovaError(409, f"host {host} is {record.condition}; its nova-compute cannot be changed")
+            if not running:
+                self._become(record, Condition.COMPUTE_DEAD)
+            elif record.condition is Condition.COMPUTE_DEAD:
+                self._become(record, Condition.RUNNING)
+                self._compute_started(record)
+
+    def _become(self, host: Host, condition: Condition) -> None:
+        if condition is host.condition:
+            return
+        now = self.clock()
+        if host.working:
+            host.last_heartbeat_at = self.last_heartbeat(host, now)  # the heartbeat stops here
+        host.condition = condition
+        if host.working:
+            host.heartbeat_since = now
+            self._deliver_waiting(host.name)
 
     # -- services -------------------------------------------------------------------------------
     def last_heartbeat(self, host: Host, now: float) -> float:
-        if not host.powered_on:
-            return host.heartbeat_when_off
+        if not host.working:
+            return host.last_heartbeat_at
         interval = self.settings.report_interval
-        return host.booted_at + ((now - host.booted_at) // interval) * interval
+        return host.heartbeat_since + ((now - host.heartbeat_since) // interval) * interval
 
     def is_up(self, host: Host, now: float) -> bool:
         """Nova's servicegroup view: forced down, or no heartbeat for service_down_time, is down."""
@@ -185,9 +234,37 @@ class CloudState:
             for h in self.hosts.values()
         ]
 
-    def list_migrations(self) -> list[MigrationRecord]:
+    # -- migrations -----------------------------------------------------------------------------
+    def list_migrations(
+        self, *, instance_uuid: str | None = None, source_compute: str | None = None, host: str | None = None
+    ) -> list[MigrationRecord]:
+        """Migration records in id order, filtered through the narrowest index that applies."""
         with self.lock:
-            return list(self.migrations)
+            if instance_uuid is not None:
+                found: list[MigrationRecord] = list(self.migrations_by_instance.get(instance_uuid, ()))
+            elif source_compute is not None or host is not None:
+                involved = self.migrations_by_host.get(source_compute or host or "", {})
+                found = sorted(involved.values(), key=lambda m: m.id)
+            else:
+                found = list(self.migrations)
+            return [
+                m
+                for m in found
+                if (instance_uuid is None or m.instance_uuid == instance_uuid)
+                and (source_compute is None or m.source_compute == source_compute)
+                and (host is None or host in (m.source_compute, m.dest_compute))
+            ]
+
+    def _add_migration(self, migration: MigrationRecord) -> None:
+        self.migrations.append(migration)
+        self.migrations_by_instance.setdefault(migration.instance_uuid, []).append(migration)
+        for name in (migration.source_compute, migration.dest_compute):
+            if name is not None:
+                self.migrations_by_host.setdefault(name, {})[migration.id] = migration
+
+    def _set_destination(self, migration: MigrationRecord, destination: str) -> None:
+        migration.dest_compute = destination
+        self.migrations_by_host.setdefault(destination, {})[migration.id] = migration
 
     def set_api_delay(self, delay_ms: int) -> None:
         if delay_ms < 0:
@@ -211,9 +288,30 @@ class CloudState:
         with self.lock:
             return len(self._queue)
 
+    def waiting_operations(self) -> dict[str, int]:
+        """Work cast to hosts that are not RUNNING, by host."""
+        with self.lock:
+            return {host: len(waiting) for host, waiting in self._waiting.items() if waiting}
+
     # -- internals ------------------------------------------------------------------------------
     def _schedule(self, delay: float, operation: _Operation) -> None:
         heapq.heappush(self._queue, (self.clock() + delay, next(self._seq), operation))
+
+    def _cast(self, host: str, delay: float, operation: _Operation) -> None:
+        """Send work to `host`'s nova-compute: carried out `delay` seconds from now if the host
+        is RUNNING then, else kept (like the RPC message in its queue) until it runs again."""
+
+        def attempt(now: float) -> None:
+            if self.hosts[host].working:
+                operation(now)
+            else:
+                self._waiting.setdefault(host, []).append(attempt)
+
+        self._schedule(delay, attempt)
+
+    def _deliver_waiting(self, host: str) -> None:
+        for attempt in self._waiting.pop(host, []):
+            self._schedule(0.0, attempt)
 
     def _host(self, name: str) -> Host:
         host = self.hosts.get(name)
@@ -230,18 +328,22 @@ class CloudState:
         return flavor
 
     @staticmethod
-    def _check_state(server: Instance, action: str, allowed: Iterable[str]) -> None:
-        if server.task_state is not None:
-            raise NovaError(
-                409, f"Cannot '{action}' instance {server.id} while it is in task_state {server.task_state}"
-            )
+    def _check_state(
+        server: Instance, action: str, allowed: Iterable[str], allowed_tasks: Iterable[str | None] = (None,)
+    ) -> None:
+        """Nova's check_instance_state: vm_state first, then task_state, with Nova's message."""
         if server.vm_state not in allowed:
             raise NovaError(
                 409, f"Cannot '{action}' instance {server.id} while it is in vm_state {server.vm_state}"
             )
+        if server.task_state not in allowed_tasks:
+            raise NovaError(
+                409, f"Cannot '{action}' instance {server.id} while it is in task_state {server.task_state}"
+            )
 
     def _place(self, server: Instance, destination: str) -> None:
-        """Move `server` (and its resource usage) to `destination`."""
+        """Move `server` (and its resource usage, taking over any claim it held) to `destination`."""
+        self._release_claim(server)
         source = server.host
         if source is not None:
             self.servers_by_host[source].pop(server.id, None)
@@ -252,6 +354,17 @@ class CloudState:
         for name in (source, destination):
             if name is not None:
                 self._recount(name)
+
+    def _claim(self, server: Instance, destination: str) -> None:
+        self._add_usage(self.hosts[destination], server.flavor, +1)
+        self._claims[server.id] = destination
+
+    def _release_claim(self, server: Instance) -> str | None:
+        """Drop the server's allocation on a destination it has not moved to; returns where it was."""
+        destination = self._claims.pop(server.id, None)
+        if destination is not None:
+            self._add_usage(self.hosts[destination], server.flavor, -1)
+        return destination
 
     @staticmethod
     def _add_usage(host: Host, flavor: Flavor, sign: int) -> None:
@@ -267,15 +380,19 @@ class CloudState:
             1 for i in ids if self.servers[i].power_state == model.RUNNING
         )
 
-    def _done_evacuations_from(self, host: str) -> bool:
-        return any(
-            m.status == "done" and m.source_compute == host and m.migration_type == "evacuation"
-            for m in self.migrations
-        )
+    def _evacuations_from(self, host: str, statuses: Iterable[str]) -> list[MigrationRecord]:
+        wanted = set(statuses)
+        return [
+            m
+            for m in sorted(self.migrations_by_host.get(host, {}).values(), key=lambda m: m.id)
+            if m.source_compute == host and m.migration_type == "evacuation" and m.status in wanted
+        ]
 
-    def _restarted(self, host: Host, now: float) -> None:
-        """What a restarted nova-compute's init_host does: it finds the servers evacuated away
-        while it was down and moves their `done` migration records to `completed`."""
-        for migration in self.migrations:
-            if migration.source_compute == host.name and migration.status == "done":
-                migration.status, migration.updated_at = "completed", now
+    def _compute_started(self, host: Host) -> None:
+        """What a starting nova-compute's init_host does (nova/compute/manager.py,
+        _destroy_evacuated_instances): the evacuations away from this host that are `accepted`,
+        `pre-migrating` or `done` move to `completed`, one record per server (the newest)."""
+        newest = {m.instance_uuid: m for m in self._evacuations_from(host.name, EVACUATION_CLEANED_UP)}
+        now = self.clock()
+        for migration in newest.values():
+            migration.status, migration.updated_at = "completed", now

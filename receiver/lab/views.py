@@ -88,12 +88,16 @@ def service(cloud: Cloud, host: Host, now: float, version: Version) -> Json:
 
 
 def host_status(cloud: Cloud, host_name: str | None, now: float) -> str:
+    """Nova's get_instance_host_status: forced down is DOWN, disabled MAINTENANCE, and a service
+    that merely stopped heartbeating is UNKNOWN (Nova cannot tell a dead host from a cut link)."""
     host = cloud.hosts.get(host_name or "")
     if host is None:
         return ""
-    if not cloud.is_up(host, now):
+    if host.forced_down:
         return "DOWN"
-    return "MAINTENANCE" if host.disabled else "UP"
+    if host.disabled:
+        return "MAINTENANCE"
+    return "UP" if cloud.is_up(host, now) else "UNKNOWN"
 
 
 def flavor_embedded(flavor: Flavor, base_url: str, version: Version) -> Json:
@@ -142,7 +146,7 @@ def server_detail(cloud: Cloud, server: Instance, base_url: str, now: float, ver
         "OS-EXT-AZ:availability_zone": "nova",
         "config_drive": "",
         "key_name": None,
-        "OS-SRV-USG:launched_at": iso_micro(server.created),
+        "OS-SRV-USG:launched_at": None if server.launched_at is None else iso_micro(server.launched_at),
         "OS-SRV-USG:terminated_at": None,
         "OS-EXT-SRV-ATTR:host": server.host,
         "OS-EXT-SRV-ATTR:instance_name": f"instance-{server.id[:8]}",
@@ -180,8 +184,11 @@ def server_detail(cloud: Cloud, server: Instance, base_url: str, now: float, ver
     if server.fault is not None and server.vm_state == "error":
         body["fault"] = {
             "code": server.fault["code"],
-            "message": server.fault["message"],
             "created": iso_z(server.fault["created"]),
+            "message": server.fault["message"],
+            # Nova shows an error's traceback to admins, which the lab's token always is.
+            "details": f"Traceback (most recent call last):\n  (simulated by the Lazarus lab)\n"
+            f"{server.fault['message']}\n",
         }
     return body
 

@@ -113,9 +113,34 @@ def test_evacuate_to_a_named_host_and_refusals(conn: Any) -> None:
         conn.compute.evacuate_server(server, host="nowhere")
 
     conn.compute.evacuate_server(server, host="spare-01")
-    with pytest.raises(sdk_exceptions.ConflictException, match="task_state rebuilding"):
-        conn.compute.evacuate_server(server)
     assert settled(conn, server.id).compute_host == "spare-01"
+    with pytest.raises(sdk_exceptions.BadRequestException, match="Compute service of spare-01 is still in"):
+        conn.compute.evacuate_server(server)  # landed on an up host: refused, as in Nova
+
+
+def test_a_duplicate_evacuation_is_accepted_and_ends_as_on_real_nova(conn: Any, control: LabControl) -> None:
+    """Nova 34 accepts a second evacuate while the first runs; the second rebuild then fails on
+    the destination: server ERROR there, the first record `failed`, the second `accepted`."""
+    control.settings(evacuate_delay=5.0)  # the second request must arrive while the first runs
+    server = servers_on(conn, "node-01")[0]
+    fence(conn, "node-01")
+    first = conn.compute.post(f"/servers/{server.id}/action", json={"evacuate": {}}, microversion="2.94")
+    second = conn.compute.post(f"/servers/{server.id}/action", json={"evacuate": {}}, microversion="2.94")
+    assert (first.status_code, second.status_code) == (200, 200)
+
+    def errored() -> Any:
+        found = conn.compute.get_server(server.id)
+        return found if found.status == "ERROR" else None
+
+    failed = wait_until(errored, timeout=60, what="the duplicate's rebuild failed")
+    assert failed.compute_host != "node-01" and failed.task_state is None
+    assert failed.fault["message"].startswith(f"Conflict updating instance {server.id}.")
+    response = conn.compute.get(f"/os-migrations?instance_uuid={server.id}", microversion="2.59")
+    records = sorted(response.json()["migrations"], key=lambda m: m["id"])
+    assert [(m["status"], m["dest_compute"]) for m in records] == [
+        ("failed", failed.compute_host),
+        ("accepted", None),
+    ]
 
 
 def test_microversion_2_95_leaves_evacuated_servers_shutoff(lab: LabManifest, conn: Any) -> None:
@@ -156,7 +181,10 @@ def test_injected_evacuation_failure(conn: Any, control: LabControl) -> None:
         m["instance_uuid"]: m["status"]
         for m in conn.compute.get("/os-migrations", microversion="2.59").json()["migrations"]
     }
-    assert statuses == {doomed.id: "error", fine.id: "done"}
+    # A failure on the destination compute: `failed` (a scheduling failure would be `error`), and
+    # the server stays, in ERROR, on the host it was on.
+    assert statuses == {doomed.id: "failed", fine.id: "done"}
+    assert conn.compute.get_server(doomed.id).compute_host == "node-01"
     # An ERROR server may be evacuated again, as in Nova; once the fault is cleared it moves.
     control.fail_evacuation(doomed.id, fail=False)
     conn.compute.evacuate_server(doomed)

@@ -5,42 +5,11 @@ from __future__ import annotations
 import pytest
 
 from receiver.lab.cloud import Cloud, CloudSettings
-from receiver.lab.model import Flavor, NovaError
+from receiver.lab.model import NovaError
 from receiver.lab.topology import LabOptions, build_cloud
+from tests.unit.lab.helpers import FakeClock, elapse, fence
 
 pytestmark = pytest.mark.unit
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def cloud(clock: FakeClock) -> Cloud:
-    settings = CloudSettings(service_down_time=10, report_interval=1, evacuate_delay=2, action_delay=1)
-    cloud = Cloud(settings, clock=clock)
-    cloud.add_flavor(Flavor(id="2", name="m1.small", vcpus=1, ram=2048, disk=20))
-    for name in ("node-01", "node-02", "spare-01"):
-        cloud.add_host(name, vcpus=8, memory_mb=16384, local_gb=200)
-    return cloud
-
-
-def fence(cloud: Cloud, host: str) -> None:
-    cloud.update_service(
-        cloud.hosts[host].service_id, forced_down=True, status="disabled", disabled_reason="x"
-    )
 
 
 def test_powered_off_host_goes_down_after_service_down_time(cloud: Cloud, clock: FakeClock) -> None:
@@ -70,6 +39,7 @@ def test_service_update_validation(cloud: Cloud) -> None:
         cloud.update_service(service_id)
     with pytest.raises(NovaError, match="disabled_reason' with status 'enabled'"):
         cloud.update_service(service_id, status="enabled", disabled_reason="no")
+    cloud.update_service(service_id, status="enabled", disabled_reason="")  # Nova: only a non-empty one
     with pytest.raises(NovaError) as caught:
         cloud.update_service("nope", status="enabled")
     assert caught.value.status == 404
@@ -84,9 +54,12 @@ def test_evacuate_refused_while_up_then_completes_on_tick(cloud: Cloud, clock: F
         cloud.evacuate(server.id, None, (2, 94))
     fence(cloud, "node-01")
     migration = cloud.evacuate(server.id, None, (2, 94))
-    assert (server.status, migration.status) == ("REBUILD", "accepted")
-    assert cloud.tick() == 0  # not due yet
-    clock.advance(2)
+    assert (server.status, migration.status, migration.dest_compute) == ("REBUILD", "accepted", None)
+    assert cloud.tick() == 1  # the conductor picks a destination at once...
+    assert migration.status == "accepted" and server.host == "node-01"
+    clock.advance(1.9)
+    assert cloud.tick() == 0  # ...the destination's rebuild takes evacuate_delay
+    clock.advance(0.1)
     assert cloud.tick() == 1
     assert server.status == "ACTIVE" and server.host in ("node-02", "spare-01")
     assert (migration.status, migration.dest_compute) == ("done", server.host)
@@ -100,45 +73,50 @@ def test_stopped_server_and_microversion_2_95_stay_stopped(cloud: Cloud, clock: 
     fence(cloud, "node-01")
     cloud.evacuate(stopped.id, None, (2, 94))
     cloud.evacuate(running.id, None, (2, 95))
-    clock.advance(2)
-    cloud.tick()
+    elapse(cloud, clock, 2)
     assert (stopped.status, running.status) == ("SHUTOFF", "SHUTOFF")
 
 
-def test_no_valid_host_is_error(cloud: Cloud, clock: FakeClock) -> None:
+def test_no_valid_host_is_a_conductor_error(cloud: Cloud, clock: FakeClock) -> None:
+    """Nova's conductor: migration `error`, server ERROR where it was, no destination claimed."""
     server = cloud.add_server("vm", "node-01", "m1.small")
     fence(cloud, "node-01")
     for name in ("node-02", "spare-01"):
         cloud.update_service(cloud.hosts[name].service_id, status="disabled")
     migration = cloud.evacuate(server.id, None, (2, 94))
-    clock.advance(2)
     cloud.tick()
-    assert (server.status, server.host, migration.status) == ("ERROR", "node-01", "error")
+    assert (server.status, server.host, server.task_state) == ("ERROR", "node-01", None)
+    assert (migration.status, migration.dest_compute) == ("error", None)
     assert server.fault is not None and "No valid host" in server.fault["message"]
 
 
-def test_task_in_progress_conflicts(cloud: Cloud) -> None:
-    server = cloud.add_server("vm", "node-01", "m1.small")
-    fence(cloud, "node-01")
-    cloud.evacuate(server.id, "spare-01", (2, 94))
+def test_a_task_in_progress_refuses_power_actions(cloud: Cloud) -> None:
+    server = cloud.add_server("vm", "node-02", "m1.small")
+    cloud.stop_server(server.id)
     with pytest.raises(NovaError) as caught:
-        cloud.evacuate(server.id, None, (2, 94))
-    assert caught.value.status == 409 and "task_state rebuilding" in caught.value.message
+        cloud.start_server(server.id)
+    assert caught.value.status == 409 and "vm_state active" in caught.value.message  # vm_state first
+    with pytest.raises(NovaError) as caught:
+        cloud.stop_server(server.id)
+    assert caught.value.status == 409 and "task_state powering-off" in caught.value.message
 
 
-def test_injected_failure_then_retry_from_error(cloud: Cloud, clock: FakeClock) -> None:
+def test_injected_failure_is_a_compute_failure_then_retry_from_error(cloud: Cloud, clock: FakeClock) -> None:
+    """Nova's destination compute: migration `failed` with its dest_compute, server ERROR still
+    on the source host, the destination's claim released."""
     server = cloud.add_server("vm", "node-01", "m1.small")
     fence(cloud, "node-01")
     cloud.fail_evacuation(server.id)
-    first = cloud.evacuate(server.id, None, (2, 94))
-    clock.advance(2)
-    cloud.tick()
-    assert (server.status, first.status) == ("ERROR", "error")
+    first = cloud.evacuate(server.id, "spare-01", (2, 94))
+    elapse(cloud, clock, 2)
+    assert (server.status, server.host, server.task_state) == ("ERROR", "node-01", None)
+    assert (first.status, first.dest_compute) == ("failed", "spare-01")
+    assert server.fault is not None and "Injected lab fault" in server.fault["message"]
+    assert cloud.hosts["spare-01"].vcpus_used == 0 and cloud.hosts["node-01"].vcpus_used == 1
     cloud.fail_evacuation(server.id, fail=False)
-    second = cloud.evacuate(server.id, None, (2, 94))
-    clock.advance(2)
-    cloud.tick()
-    assert (server.status, second.status) == ("ACTIVE", "done")
+    second = cloud.evacuate(server.id, None, (2, 95))  # from ERROR, even 2.95 ends ACTIVE
+    elapse(cloud, clock, 2)
+    assert (server.status, second.status, cloud.server(server.id).fault) == ("ACTIVE", "done", None)
 
 
 def test_force_up_needs_a_restart_after_evacuations(cloud: Cloud, clock: FakeClock) -> None:
@@ -146,14 +124,24 @@ def test_force_up_needs_a_restart_after_evacuations(cloud: Cloud, clock: FakeClo
     cloud.set_power("node-01", on=False)
     fence(cloud, "node-01")
     migration = cloud.evacuate(server.id, None, (2, 94))
-    clock.advance(2)
-    cloud.tick()
+    elapse(cloud, clock, 2)
     service_id = cloud.hosts["node-01"].service_id
     with pytest.raises(NovaError, match="`done` evacuation migration records"):
         cloud.update_service(service_id, forced_down=False)
     cloud.set_power("node-01", on=True)
     assert migration.status == "completed"
     cloud.update_service(service_id, forced_down=False)
+
+
+def test_force_up_refused_even_when_not_forced_down(cloud: Cloud, clock: FakeClock) -> None:
+    """Nova checks for `done` evacuations on every forced_down=false."""
+    server = cloud.add_server("vm", "node-01", "m1.small")
+    cloud.set_power("node-01", on=False)
+    clock.advance(11)
+    cloud.evacuate(server.id, None, (2, 94))  # down by heartbeat, never forced down
+    elapse(cloud, clock, 2)
+    with pytest.raises(NovaError, match="`done` evacuation migration records"):
+        cloud.update_service(cloud.hosts["node-01"].service_id, forced_down=False)
 
 
 def test_stop_and_start_are_asynchronous(cloud: Cloud, clock: FakeClock) -> None:
@@ -169,6 +157,14 @@ def test_stop_and_start_are_asynchronous(cloud: Cloud, clock: FakeClock) -> None
     clock.advance(1)
     cloud.tick()
     assert server.status == "ACTIVE"
+    cloud.reboot_server(server.id, hard=True)
+    assert (server.status, server.task_state) == ("HARD_REBOOT", "rebooting_hard")
+    cloud.reboot_server(server.id, hard=True)  # a hard reboot may interrupt a hard reboot, as in Nova
+    with pytest.raises(NovaError, match="task_state rebooting_hard"):
+        cloud.reboot_server(server.id, hard=False)
+    clock.advance(1)
+    cloud.tick()
+    assert (server.status, server.task_state) == ("ACTIVE", None)
 
 
 def test_server_order_and_host_index(cloud: Cloud, clock: FakeClock) -> None:
