@@ -119,18 +119,38 @@ def power_on(host: str, workdir: Path) -> None:
 
 
 @lab.command()
+@click.argument("host")
+@WORKDIR
+@click.option("--recover", is_flag=True, help="Let a hung HOST carry on (its same nova-compute resumes).")
+def hang(host: str, workdir: Path, recover: bool) -> None:
+    """Freeze HOST: no heartbeat, servers unreachable, but its BMC still reports ON."""
+    state = _run(lambda: _control(workdir).hang(host, hung=not recover))
+    click.echo(f"{host}: {state['condition']} (power {state['power']}, service {state['service']})")
+
+
+@lab.command()
+@click.argument("host")
+@click.argument("action", type=click.Choice(["stop", "start"]))
+@WORKDIR
+def compute(host: str, action: str, workdir: Path) -> None:
+    """Kill nova-compute on HOST (servers keep running, BMC says ON), or start it again."""
+    state = _run(lambda: _control(workdir).compute(host, running=action == "start"))
+    click.echo(f"{host}: {state['condition']} (power {state['power']}, service {state['service']})")
+
+
+@lab.command()
 @WORKDIR
 @click.option("--json", "as_json", is_flag=True, help="Print the control API's JSON.")
 def status(workdir: Path, as_json: bool) -> None:
-    """Hosts (power, service), servers by status, migrations, faults."""
+    """Hosts (power, condition, service), servers by status, migrations, faults."""
     report = _run(lambda: _control(workdir).status())
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     for name, host in report["hosts"].items():
         flags = " ".join(flag for flag in ("forced_down", "disabled") if host[flag])
-        click.echo(f"{name:<16} power {host['power']:<3}  service {host['service']:<4}  "
-                   f"servers {host['servers']:<5} {flags}")  # fmt: skip
+        click.echo(f"{name:<16} power {host['power']:<3}  {host['condition']:<12}  service "
+                   f"{host['service']:<4}  servers {host['servers']:<5} {flags}")  # fmt: skip
     click.echo(f"servers: {report['servers']}  migrations: {report['migrations']}")
     click.echo(f"faults: {report['faults']}")
 

@@ -1,7 +1,12 @@
 """The lab's control API under `/lab` (same server and token as the compute API).
 
-    GET  /lab/status                      hosts (power, service state), server counts, faults, settings
+    GET  /lab/status                      hosts (power, condition, service state), server counts, faults
     POST /lab/hosts/<host>/power          {"on": false}  power a host off ("kill") or on
+    POST /lab/hosts/<host>/hang           {"hung": true} (the default) freeze a powered-on host: no
+                                          heartbeat, no work, its BMC still says ON; {"hung": false}
+                                          lets it carry on. Powering it off ends the hang.
+    POST /lab/hosts/<host>/compute        {"running": false} kill nova-compute on a live host (guests
+                                          keep running); {"running": true} starts it (init_host runs)
     POST /lab/servers                     {"name", "host", "flavor"?, "stopped"?, "metadata"?} -> 201
     POST /lab/faults/evacuate             {"server_id": ID, "fail": true}
     POST /lab/faults/api-delay            {"delay_ms": N}
@@ -18,7 +23,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from receiver.lab.model import NovaError
+from receiver.lab.model import Host, NovaError
 from receiver.lab.nova_api import LabContext
 
 BMC_FAULTS = ("none", "mute", "refuse", "stuck_on")
@@ -52,6 +57,18 @@ def control_blueprint(context: LabContext) -> Blueprint:
         on = _field(_body(), "on", bool)
         cloud.set_power(host, on)
         return jsonify({"host": host, "on": cloud.is_on(host)})
+
+    @blueprint.post("/hosts/<host>/hang")
+    def hang(host: str) -> Response:
+        body = _body(optional=True)
+        hung = _field(body, "hung", bool) if "hung" in body else True
+        cloud.hang(host, hung)
+        return jsonify(host_state(context, host))
+
+    @blueprint.post("/hosts/<host>/compute")
+    def compute(host: str) -> Response:
+        cloud.set_compute_running(host, _field(_body(), "running", bool))
+        return jsonify(host_state(context, host))
 
     @blueprint.post("/servers")
     def add_server() -> tuple[Response, int]:
@@ -134,25 +151,37 @@ def set_bmc_fault(context: LabContext, host: str, fault: str) -> None:
         context.bmc_faults[host] = fault
 
 
+def host_state(context: LabContext, name: str) -> dict[str, Any]:
+    cloud = context.cloud
+    with cloud.lock:
+        host = cloud.hosts.get(name)
+        if host is None:
+            raise ControlError(404, f"host {name} not found")
+        return {"host": name} | _host_summary(context, host, cloud.clock())
+
+
+def _host_summary(context: LabContext, host: Host, now: float) -> dict[str, Any]:
+    cloud = context.cloud
+    return {
+        "power": "on" if host.powered_on else "off",
+        "condition": str(host.condition),
+        "service": "up" if cloud.is_up(host, now) else "down",
+        "forced_down": host.forced_down,
+        "disabled": host.disabled,
+        "servers": len(cloud.servers_by_host[host.name]),
+    }
+
+
 def lab_status(context: LabContext) -> dict[str, Any]:
     cloud = context.cloud
     with cloud.lock:
         now = cloud.clock()
-        hosts = {
-            name: {
-                "power": "on" if host.powered_on else "off",
-                "service": "up" if cloud.is_up(host, now) else "down",
-                "forced_down": host.forced_down,
-                "disabled": host.disabled,
-                "servers": len(cloud.servers_by_host[name]),
-            }
-            for name, host in cloud.hosts.items()
-        }
         return {
-            "hosts": hosts,
+            "hosts": {name: _host_summary(context, host, now) for name, host in cloud.hosts.items()},
             "servers": dict(Counter(s.status for s in cloud.servers.values())),
             "migrations": dict(Counter(m.status for m in cloud.migrations)),
             "pending_operations": cloud.pending_operations(),
+            "waiting_operations": cloud.waiting_operations(),
             "faults": {
                 "evacuate_fails": sorted(cloud.faults.evacuate_fails),
                 "api_delay_ms": cloud.faults.api_delay_ms,
@@ -162,7 +191,9 @@ def lab_status(context: LabContext) -> dict[str, Any]:
         }
 
 
-def _body() -> dict[str, Any]:
+def _body(optional: bool = False) -> dict[str, Any]:
+    if optional and not request.get_data():
+        return {}
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ControlError(400, "the body must be a JSON object")

@@ -73,7 +73,7 @@ def running_lab(workdir: Path, **options: Any) -> Iterator[LabManifest]:
         environment["LAZARUS_LAB_TOKEN"] = token  # not on the command line, where `ps` shows it
     command = [sys.executable, "-m", "receiver.lab", *serve_arguments(workdir, options)]
     with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+        process = subprocess.Popen(
             command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment
         )
     try:
@@ -148,6 +148,17 @@ class LabControl:
     def kill(self, host: str) -> None:
         """Power the host off: its BMC says OFF and its compute service stops heartbeating."""
         self.power(host, on=False)
+
+    def hang(self, host: str, hung: bool = True) -> dict[str, Any]:
+        """Freeze a powered-on host: its compute service stops heartbeating (down after
+        service_down_time), its servers stop answering, but its BMC still reports ON until
+        someone powers it off. hung=False lets it carry on (no restart: no init_host)."""
+        return self._call("POST", f"/hosts/{host}/hang", {"hung": hung})
+
+    def compute(self, host: str, running: bool) -> dict[str, Any]:
+        """Kill (running=False) or start nova-compute on a powered-on host. While it is dead
+        the service stops heartbeating but the BMC says ON and the servers keep running."""
+        return self._call("POST", f"/hosts/{host}/compute", {"running": running})
 
     def add_server(self, name: str, host: str, *, flavor: str | None = None, stopped: bool = False,
                    metadata: dict[str, str] | None = None) -> str:  # fmt: skip
