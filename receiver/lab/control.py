@@ -119,16 +119,7 @@ def control_blueprint(context: LabContext) -> Blueprint:
 
     @blueprint.post("/settings")
     def settings() -> Response:
-        body = _body()
-        with cloud.lock:
-            for key in SETTINGS:
-                if key in body:
-                    value = body[key]
-                    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-                        raise ControlError(400, f"{key} must be a number >= 0")
-                    setattr(cloud.settings, key, float(value))
-            if cloud.settings.service_down_time <= cloud.settings.report_interval:
-                raise ControlError(400, "service_down_time must be greater than report_interval")
+        change_settings(context, _body())
         return jsonify(lab_status(context)["settings"])
 
     return blueprint
@@ -149,6 +140,24 @@ def set_bmc_fault(context: LabContext, host: str, fault: str) -> None:
         context.bmc_faults.pop(host, None)
     else:
         context.bmc_faults[host] = fault
+
+
+def change_settings(context: LabContext, body: dict[str, Any]) -> None:
+    """All of the body's settings, or (400) none of them."""
+    changes: dict[str, float] = {}
+    for key in SETTINGS:
+        if key in body:
+            value = body[key]
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise ControlError(400, f"{key} must be a number >= 0")
+            changes[key] = float(value)
+    settings = context.cloud.settings
+    with context.cloud.lock:
+        # Checked before anything changes: a host that heartbeats must always look up.
+        if changes.get("service_down_time", settings.service_down_time) <= settings.report_interval:
+            raise ControlError(400, "service_down_time must be greater than report_interval")
+        for key, value in changes.items():
+            setattr(settings, key, value)
 
 
 def host_state(context: LabContext, name: str) -> dict[str, Any]:

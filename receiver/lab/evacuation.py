@@ -94,7 +94,7 @@ class Evacuations(CloudState):
         # first's, so the first's claim does not count against it (both pick the same host).
         earlier = self._release_claim(server)
         destination = choose_host(
-            self._candidates(now), demand, exclude=server.host, only=target, ratios=self.settings.ratios
+            self._candidates(now, only=target), demand, exclude=server.host, ratios=self.settings.ratios
         )
         if destination is None:
             if earlier is not None:

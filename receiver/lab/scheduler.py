@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -20,9 +21,9 @@ class Demand:
     disk_gb: int
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """One compute host as the scheduler sees it at this moment."""
+class Candidate(NamedTuple):
+    """One compute host as the scheduler sees it at this moment (a tuple: built by the
+    thousand for every scheduling decision)."""
 
     name: str
     usable: bool  # enabled, up and not forced down
@@ -67,14 +68,18 @@ def choose_host(
     ratios = ratios or AllocationRatios()
     best: tuple[float, str] | None = None
     for candidate in candidates:
-        if candidate.name == exclude or not candidate.usable:
+        name, usable, vcpus, memory_mb, disk_gb, vcpus_used, memory_mb_used, disk_gb_used = candidate
+        if name == exclude or not usable or (only is not None and name != only):
             continue
-        if only is not None and candidate.name != only:
+        # fits(), inlined: this loop runs over every host for every scheduling decision.
+        free_ram = memory_mb * ratios.ram - memory_mb_used
+        if (
+            vcpus_used + demand.vcpus > vcpus * ratios.cpu
+            or demand.memory_mb > free_ram
+            or disk_gb_used + demand.disk_gb > disk_gb * ratios.disk
+        ):
             continue
-        if not fits(candidate, demand, ratios):
-            continue
-        free_ram = candidate.memory_mb * ratios.ram - candidate.memory_mb_used
-        key = (-free_ram, candidate.name)
+        key = (-free_ram, name)
         if best is None or key < best:
             best = key
     return None if best is None else best[1]

@@ -113,8 +113,14 @@ def test_bmc_power_off_is_the_host_power(tmp_path: Path) -> None:
 
 
 def test_a_thousand_hosts_and_twenty_thousand_servers(tmp_path: Path) -> None:
-    """Loads and answers; timing belongs in the benchmarks, not here."""
-    with running_lab(tmp_path / "lab", host_count=1000, servers_per_host=20, bmc_hosts=("node-0001",)) as lab:
+    """Loads, answers and evacuates a host; timing belongs in the benchmarks, not here."""
+    options: dict[str, Any] = {
+        "host_count": 1000,
+        "servers_per_host": 20,
+        "bmc_hosts": ("node-0001",),
+        "evacuate_delay": 0.2,
+    }
+    with running_lab(tmp_path / "lab", **options) as lab:
         manifest: LabManifest = lab
         assert manifest.hosts["node-0001"] is not None and manifest.hosts["node-0002"] is None
         conn = openstack.connect(**manifest.openstack_auth())
@@ -124,3 +130,33 @@ def test_a_thousand_hosts_and_twenty_thousand_servers(tmp_path: Path) -> None:
         every = list(conn.compute.servers(details=False, all_projects=True))
         assert len(every) == 20000 and len({s.id for s in every}) == 20000
         assert len(list(conn.compute.hypervisors())) == 1000
+
+        LabControl(manifest).kill("node-0500")
+        service = next(iter(conn.compute.services(binary="nova-compute", host="node-0500")))
+        conn.compute.update_service_forced_down(service, "node-0500", "nova-compute", forced=True)
+        for server in on_host:
+            conn.compute.evacuate_server(server)
+
+        def moved() -> bool:
+            left = conn.compute.servers(details=True, all_projects=True, compute_host="node-0500")
+            return not list(left)
+
+        wait_until(moved, timeout=120, what="node-0500's servers evacuated")
+        records = conn.compute.get(
+            "/os-migrations?migration_type=evacuation&source_compute=node-0500", microversion="2.59"
+        ).json()["migrations"]
+        assert len(records) == 20 and {m["status"] for m in records} == {"done"}
+        # The scheduler spreads them: each lands where the most RAM is free at that moment.
+        assert len({m["dest_compute"] for m in records}) == 20
+        one = on_host[0].id
+        mine = conn.compute.get(f"/os-migrations?instance_uuid={one}", microversion="2.59").json()
+        assert [m["instance_uuid"] for m in mine["migrations"]] == [one]
+
+
+def test_settings_change_all_or_nothing(tmp_path: Path) -> None:
+    with running_lab(tmp_path / "lab", bmc=False, service_down_time=5.0, report_interval=1.0) as manifest:
+        control = LabControl(manifest)
+        with pytest.raises(LabError, match="400"):
+            control.settings(evacuate_delay=9.0, service_down_time=0.5)
+        assert control.status()["settings"]["evacuate_delay"] == 1.0
+        assert control.settings(evacuate_delay=9.0)["evacuate_delay"] == 9.0
