@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from receiver.monitoring.rules import DEMO_TIMINGS, write_rules
+
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,6 +33,11 @@ def test_rules_pass_promtool_check() -> None:
     assert "SUCCESS" in run(tool("promtool"), "check", "rules", *map(str, rules))
 
 
+def test_demo_rules_pass_promtool_check(tmp_path: Path) -> None:
+    rules = write_rules(DEMO_TIMINGS, tmp_path)
+    assert "SUCCESS" in run(tool("promtool"), "check", "rules", *map(str, rules))
+
+
 def test_rule_unit_tests_pass() -> None:
     tests = sorted((ROOT / "rules" / "tests").glob("*.test.yml"))
     assert tests
@@ -44,16 +51,35 @@ def test_alertmanager_config_passes_amtool() -> None:
     assert "SUCCESS" in run(tool("amtool"), "check-config", str(config))
 
 
-def test_host_down_alert_reaches_lazarus_and_humans() -> None:
+@pytest.mark.parametrize(
+    ("labels", "receivers"),
+    [
+        (
+            ("alertname=LazarusHostDown", "recovery=host", "host=node-01", "severity=critical"),
+            "lazarus,humans",
+        ),
+        (
+            ("alertname=LazarusProcessDown", "recovery=process", "host=node-01", "process=nova-compute",
+             "severity=warning"),
+            "lazarus,humans",
+        ),
+        (
+            ("alertname=LazarusInstanceVanished", "recovery=instance", "host=node-01", "uuid=u-1",
+             "severity=warning"),
+            "lazarus,humans",
+        ),
+        (("alertname=Watchdog", "severity=none"), "lazarus-watchdog"),
+        (("alertname=LazarusManyHostsDown", "severity=critical"), "humans"),
+        (("alertname=LazarusWatchdogMissing", "severity=critical"), "humans"),
+    ],
+)  # fmt: skip
+def test_routes(labels: tuple[str, ...], receivers: str) -> None:
     out = run(
         tool("amtool"),
         "config",
         "routes",
         "test",
         f"--config.file={ROOT / 'deploy' / 'alertmanager.yml'}",
-        "alertname=LazarusHostDown",
-        "recovery=host",
-        "host=node-01",
-        "severity=critical",
+        *labels,
     )
-    assert out.splitlines()[0].strip() == "lazarus,humans"
+    assert out.splitlines()[0].strip() == receivers
