@@ -18,6 +18,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from receiver.lab.cloud import Cloud
+from receiver.lab.exporters import with_exporters
 from receiver.lab.manifest import MANIFEST, PASSWORD_FILE, HostBmc, LabManifest, write_lab_files
 from receiver.lab.nova_api import LabContext, create_app, new_token
 from receiver.lab.topology import LabOptions, build_cloud
@@ -56,8 +57,10 @@ class Lab:
         context = LabContext(cloud=cloud, token=token, bmc=self._fleet)
         if not options.log_requests:
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        # Exporter-like /metrics of every host under /exporters (receiver.lab.exporters), for Prometheus.
+        app = with_exporters(create_app(context), cloud, lambda host: context.bmc_faults.get(host, "none"))
         self._server = make_server(
-            BIND_ADDRESS, options.port, create_app(context), threaded=True, request_handler=_KeepAliveHandler
+            BIND_ADDRESS, options.port, app, threaded=True, request_handler=_KeepAliveHandler
         )
         port = self._server.server_port
         self._spawn("lab-http", self._server.serve_forever)
