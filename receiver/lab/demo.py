@@ -1,8 +1,11 @@
 """`make demo`: a dead compute host, fenced and evacuated, end to end on one machine.
 
 Starts redis-server, the lab (simulated Nova + IPMI BMCs), a receiver (`lazarus serve`,
-gunicorn with 2 workers) and a worker (`lazarus worker`); kills node-01; delivers the
-Alertmanager webhook our host-down rule produces; prints the recovery as it happens.
+gunicorn with 2 workers) and a worker (`lazarus worker`); kills node-01; prints the recovery
+as it happens. With Debian's prometheus and prometheus-alertmanager installed, the alert comes
+through the real chain (receiver.lab.chain: Prometheus scrapes the lab's exporters every second
+with our rules, Alertmanager delivers); otherwise (or with --direct) the demo delivers the
+Alertmanager webhook our host-down rule produces itself.
 Exits 0 only if every instance of node-01 ends as it was (ACTIVE, or SHUTOFF where it was
 SHUTOFF) on another host. Stops everything it started.
 """
@@ -17,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from receiver.lab import chain as alert_chain
 from receiver.lab.stack import Stack, running_stack
 
 HOST = "node-01"
@@ -28,7 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workdir", type=Path, help="keep logs and state here (default: a temporary folder)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the recovery")
+    parser.add_argument("--direct", action="store_true", help="post the webhook ourselves (no Prometheus)")
     args = parser.parse_args(argv)
+    missing = alert_chain.missing_binaries()
+    if missing and not args.direct:
+        say(f"not installed: {', '.join(missing)}; delivering the Alertmanager webhook ourselves")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="lazarus-demo-"))
     say(f"workdir {workdir} (logs: *.log)")
     t0 = time.monotonic()
@@ -37,7 +45,15 @@ def main(argv: list[str] | None = None) -> int:
             f"started in {time.monotonic() - t0:.1f}s: redis-server, lab (Nova API {stack.lab.nova_endpoint},"
             f" {len(stack.lab.hosts)} BMCs), receiver {stack.receivers[0][1]} (gunicorn, 2 workers), 1 worker"
         )
-        return run(stack, args.timeout)
+        if args.direct or missing:
+            return run(stack, args.timeout)
+        with alert_chain.running_chain(stack) as chain:
+            alert_chain.wait_for_targets(chain)
+            say(
+                f"Prometheus {chain.prometheus_url} scrapes the lab's exporters every second with our rules; "
+                f"Alertmanager {chain.alertmanager_urls[0]} delivers to Lazarus"
+            )
+            return run(stack, args.timeout, chain)
 
 
 def _lab_options() -> dict[str, Any]:
@@ -50,25 +66,37 @@ def _lab_options() -> dict[str, Any]:
     }
 
 
-def run(stack: Stack, timeout: float) -> int:
+def run(stack: Stack, timeout: float, chain: alert_chain.Chain | None = None) -> int:
     before = {s["id"]: s for s in stack.nova(f"/servers/detail?all_tenants=1&host={HOST}")["servers"]}
     say(
         f"{HOST} runs {len(before)} instances: "
         + ", ".join(f"{s['name']} ({s['status']})" for s in before.values())
     )
+    died = datetime.now().astimezone()
     stack.control.kill(HOST)
     killed = time.monotonic()
     say(f"{HOST} killed: it stops heartbeating; its instances are down")
-    status, answer = stack.post_alerts(_host_down_webhook())
-    if status != 200:
-        say(f"webhook answered {status}: {answer}")
-        return 1
-    result = answer["alerts"][0]
-    uuid = result["notification_uuid"]
-    say(f"Alertmanager webhook delivered: {result['outcome']}, notification {uuid}")
+    if chain is None:
+        status, answer = stack.post_alerts(_host_down_webhook())
+        if status != 200:
+            say(f"webhook answered {status}: {answer}")
+            return 1
+        result = answer["alerts"][0]
+        uuid = result["notification_uuid"]
+        say(f"Alertmanager webhook delivered: {result['outcome']}, notification {uuid}")
+    else:
+        uuid = alert_chain.wait_for_recovery(stack, HOST, died, timeout)["notification_uuid"]
+        say(f"Prometheus fired LazarusHostDown, Alertmanager delivered it: notification {uuid}")
     record = _follow(stack, uuid, timeout)
     took = time.monotonic() - killed
+    if chain is not None:
+        seconds = alert_chain.milestones(stack.notification(uuid), died)
+        say("host death -> " + ", ".join(f"{name.replace('_', ' ')} {_s(v)}" for name, v in seconds.items()))
     return _verdict(stack, record, before, took)
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
 
 
 def _follow(stack: Stack, uuid: str, timeout: float) -> dict[str, Any]:
