@@ -43,7 +43,7 @@ def test_placeholders_filled_prometheus_templates_kept(timings: dict[str, str] |
 
 def test_demo_windows_are_seconds() -> None:
     rendered = render_templates(DEMO_TIMINGS)["lazarus-host.rules.yml"]
-    assert "max_over_time(up{job=\"node\"}[3s])" in rendered
+    assert 'max_over_time(up{job="node"}[3s])' in rendered
     assert "for: 2s" in rendered
 
 
