@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -20,6 +21,11 @@ from receiver.metrics import Metrics
 from receiver.ports import Compute, EventPublisher, NullPublisher, PowerController
 from receiver.settings import Settings
 from receiver.workflow.context import Clock
+
+if TYPE_CHECKING:
+    from receiver.domain.record import Notification
+    from receiver.notify.delivery import Dispatcher
+    from receiver.notify.queue import NotifyQueue
 
 
 def utc_now() -> datetime:
@@ -82,11 +88,62 @@ def build(settings: Settings) -> Services:
         socket_timeout=settings.redis_socket_timeout_s,
     )
     prefix = settings.key_prefix
-    return Services(
+    services = Services(
         settings=settings,
         redis=client,
         store=RecordStore(client, prefix),
         inventory=InventoryStore(client, prefix),
         metrics=Metrics(client, prefix),
         queue=RecoveryQueue(client, settings.queue_name, settings.worker.job_timeout_s),
+    )
+    if settings.notifiers:
+        services.events = publisher_for(services)
+    return services
+
+
+# -- notifications (receiver/notify): built only when notifiers are configured -------------
+
+
+def notify_queue(services: Services) -> NotifyQueue:
+    from receiver.notify.queue import NotifyQueue
+
+    settings = services.settings
+    return NotifyQueue(services.redis, settings.notify.queue(settings.queue_name))
+
+
+def publisher_for(services: Services) -> EventPublisher:
+    from receiver.notify.ledger import DeliveryLedger
+    from receiver.notify.publisher import NotifyPublisher
+
+    def segment_of(record: Notification) -> str | None:
+        host = services.inventory.host(record.hostname) if record.hostname else None
+        return host.segment.name if host is not None else None
+
+    settings = services.settings
+    return NotifyPublisher(
+        settings.notifiers,
+        notify_queue(services),
+        DeliveryLedger(services.redis, settings.key_prefix),
+        segment_of=segment_of,
+        public_url=settings.public_url,
+        now=services.clock.now,
+    )
+
+
+def dispatcher_for(services: Services) -> Dispatcher:
+    from receiver.adapters.notifiers.factory import build_notifier
+    from receiver.adapters.notifiers.http import JsonPoster
+    from receiver.notify.delivery import Dispatcher
+    from receiver.notify.ledger import DeliveryLedger
+
+    settings = services.settings
+    http = JsonPoster()
+    return Dispatcher.from_settings(
+        settings.notifiers,
+        settings.notify,
+        build=lambda config: build_notifier(config, http, utc_now),
+        ledger=DeliveryLedger(services.redis, settings.key_prefix),
+        queue=notify_queue(services),
+        metrics=services.metrics,
+        now=utc_now,
     )

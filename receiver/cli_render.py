@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from receiver.adapters.redis_store import StoredNotification
 
+if TYPE_CHECKING:
+    from receiver.notify.ledger import DeliveryEntry
 
-def render_notification(stored: StoredNotification) -> str:
+
+def render_notification(stored: StoredNotification, deliveries: Sequence[DeliveryEntry] = ()) -> str:
     r = stored.record
     lines = [
         f"notification {r.notification_uuid}",
@@ -43,4 +49,13 @@ def render_notification(stored: StoredNotification) -> str:
         lines.append("  steps")
         for s in r.steps:
             lines.append(f"    {s.at[11:23]} {s.name:9} {s.state:9} {s.message}")
+    if deliveries:
+        lines.append("  notified (last result per notifier)")
+        for d in deliveries:
+            http = f" HTTP {d.status}" if d.status is not None else ""
+            retry = f", next try in {d.next_try_in_s:g}s" if d.next_try_in_s is not None else ""
+            lines.append(
+                f"    {d.at[11:23]} {d.notifier:14} {d.event:18} {d.outcome:10} "
+                f"attempt {d.attempts}{http}{retry}  {d.detail}".rstrip()
+            )
     return "\n".join(lines)

@@ -28,6 +28,18 @@ from receiver.domain.record import Status
 log = logging.getLogger(__name__)
 
 DURATION_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0)
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# A notifier's failed attempts, by why (receiver.notify.result.FailureReason).
+NOTIFY_FAILURES = (
+    "client_error",
+    "server_error",
+    "rate_limited",
+    "timeout",
+    "connection_error",
+    "bad_response",
+    "config_error",
+    "internal_error",
+)
 FENCE_OUTCOMES = ("off_confirmed", "bmc_unreachable", "bmc_refused", "power_still_on", "fence_config_invalid")
 EVACUATION_OUTCOMES = ("succeeded", "failed")
 
@@ -66,7 +78,37 @@ COUNTERS = {
             ("outcome",),
             tuple((o,) for o in EVACUATION_OUTCOMES),
         ),
+        _Counter(
+            "lazarus_notifications_sent",
+            "Messages a notifier's endpoint accepted.",
+            ("notifier",),
+        ),
+        _Counter(
+            "lazarus_notifications_failed",
+            "Failed delivery attempts (retried or not), by notifier and reason.",
+            ("notifier", "reason"),
+        ),
+        _Counter(
+            "lazarus_notifications_dropped",
+            "Messages given up on (not retryable, or out of attempts or time), by notifier and reason.",
+            ("notifier", "reason"),
+        ),
     )
+}
+
+# name -> (help, label names, bucket bounds)
+HISTOGRAMS: dict[str, tuple[str, list[str], tuple[float, ...]]] = {
+    "lazarus_recovery_duration_seconds": (
+        "Time from record creation to its end.",
+        ["type"],
+        DURATION_BUCKETS,
+    ),
+    "lazarus_evacuation_duration_seconds": ("Time for one instance to move.", [], DURATION_BUCKETS),
+    "lazarus_notification_latency_seconds": (
+        "Time for one delivery attempt (request to answer or timeout).",
+        ["notifier"],
+        LATENCY_BUCKETS,
+    ),
 }
 
 
@@ -92,6 +134,26 @@ class Metrics:
         self._inc("lazarus_evacuations", (outcome,))
         self._observe("lazarus_evacuation_duration_seconds", (), duration_s)
 
+    def notification_sent(self, notifier: str, latency_s: float) -> None:
+        self._inc("lazarus_notifications_sent", (notifier,))
+        self._observe("lazarus_notification_latency_seconds", (notifier,), latency_s, LATENCY_BUCKETS)
+
+    def notification_failed(self, notifier: str, reason: str, latency_s: float | None) -> None:
+        self._inc("lazarus_notifications_failed", (notifier, reason))
+        if latency_s is not None:
+            self._observe("lazarus_notification_latency_seconds", (notifier,), latency_s, LATENCY_BUCKETS)
+
+    def notification_dropped(self, notifier: str, reason: str) -> None:
+        self._inc("lazarus_notifications_dropped", (notifier, reason))
+
+    def notifiers_configured(self, notifiers: list[str]) -> None:
+        """Create every notifier's series at 0, so a first failure is a change, not a new series."""
+        for name in notifiers:
+            self._inc("lazarus_notifications_sent", (name,), 0.0)
+            for reason in NOTIFY_FAILURES:
+                self._inc("lazarus_notifications_failed", (name, reason), 0.0)
+                self._inc("lazarus_notifications_dropped", (name, reason), 0.0)
+
     def _inc(self, name: str, labels: tuple[str, ...], amount: float = 1.0) -> None:
         # Metrics never break a recovery: a lost increment is logged, not raised.
         try:
@@ -99,10 +161,12 @@ class Metrics:
         except redis.RedisError as exc:
             log.warning("metric not recorded", extra={"metric": name, "error": type(exc).__name__})
 
-    def _observe(self, name: str, labels: tuple[str, ...], value: float) -> None:
+    def _observe(
+        self, name: str, labels: tuple[str, ...], value: float, buckets: tuple[float, ...] = DURATION_BUCKETS
+    ) -> None:
         try:
             pipe = self.redis.pipeline(transaction=True)
-            for bound in (*DURATION_BUCKETS, float("inf")):
+            for bound in (*buckets, float("inf")):
                 if value <= bound:
                     pipe.hincrbyfloat(self.key, json.dumps([f"{name}_bucket", [*labels, _le(bound)]]), 1)
             pipe.hincrbyfloat(self.key, json.dumps([f"{name}_sum", list(labels)]), value)
@@ -179,17 +243,14 @@ def _counters(values: dict[tuple[str, tuple[str, ...]], float]) -> Iterable[Coun
 
 
 def _histograms(values: dict[tuple[str, tuple[str, ...]], float]) -> Iterable[HistogramMetricFamily]:
-    for name, doc, label_names in (
-        ("lazarus_recovery_duration_seconds", "Time from record creation to its end.", ["type"]),
-        ("lazarus_evacuation_duration_seconds", "Time for one instance to move.", []),
-    ):
+    for name, (doc, label_names, bounds) in HISTOGRAMS.items():
         family = HistogramMetricFamily(name, doc, labels=label_names)
         series: dict[tuple[str, ...], dict[str, float]] = {}
         for (metric, labels), value in values.items():
             if metric == f"{name}_bucket":
                 series.setdefault(labels[:-1], {})[labels[-1]] = value
         for labels, buckets in sorted(series.items()):
-            ordered = [(_le(b), buckets.get(_le(b), 0.0)) for b in (*DURATION_BUCKETS, float("inf"))]
+            ordered = [(_le(b), buckets.get(_le(b), 0.0)) for b in (*bounds, float("inf"))]
             total = values.get((f"{name}_sum", labels), 0.0)
             family.add_metric(list(labels), ordered, total)
         yield family

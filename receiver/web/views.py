@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from receiver.adapters.redis_inventory import HostView
 from receiver.adapters.redis_store import StoredNotification
 from receiver.domain.record import Notification, Step
 from receiver.inventory import SegmentSpec
+
+if TYPE_CHECKING:
+    from receiver.notify.ledger import DeliveryEntry
 
 
 def notification_summary(record: Notification) -> dict[str, Any]:
@@ -30,7 +34,10 @@ def notification_summary(record: Notification) -> dict[str, Any]:
     }
 
 
-def notification_detail(stored: StoredNotification) -> dict[str, Any]:
+def notification_detail(
+    stored: StoredNotification, deliveries: Sequence[DeliveryEntry] = ()
+) -> dict[str, Any]:
+    """The record with its links; `deliveries`: the last notification result per notifier."""
     record = stored.record
     return {
         **notification_summary(record),
@@ -42,6 +49,7 @@ def notification_detail(stored: StoredNotification) -> dict[str, Any]:
         "vmoves": [vmove(record, m) for m in record.vmoves],
         "alerts": [alert.__dict__ for alert in stored.alerts],
         "duplicates": stored.duplicates,
+        "deliveries": [entry.__dict__ for entry in deliveries],
     }
 
 

@@ -1,0 +1,1 @@
+"""Notifiers: one small class per destination, each implementing `receiver.notify.result.Notifier`."""
