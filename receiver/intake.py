@@ -63,6 +63,7 @@ class Intake:
         result = self.store.intake(
             dedup_key=alert.dedup_key,
             claim=decision.claim_key,
+            parent_claim=decision.parent_claim_key,
             record=record,
             firing=alert.status is AlertStatus.FIRING,
             event=AlertEvent(

@@ -11,7 +11,7 @@ from receiver.domain.reasons import Reason
 from receiver.domain.record import Status
 from receiver.errors import LazarusError
 from receiver.settings import Settings, load_settings
-from receiver.workflow import host_recovery
+from receiver.workflow import host_recovery, instance_recovery, process_recovery
 from receiver.workflow.context import Lease, LeaseLost, RecoveryContext
 
 log = logging.getLogger(__name__)
@@ -55,11 +55,19 @@ def run_recovery(notification_uuid: str) -> str:
                 settings=services.settings,
             )
             record = host_recovery.run(ctx, deps)
+        elif record.type is NotificationType.PROCESS:
+            record = process_recovery.run(
+                ctx,
+                process_recovery.ProcessRecoveryDeps(
+                    inventory=services.inventory, compute=services.compute, policy=services.settings.process
+                ),
+            )
         else:
-            record = ctx.finish(
-                Status.IGNORED,
-                Reason.KIND_NOT_SUPPORTED,
-                f"{record.type.value} recoveries are not supported yet",
+            record = instance_recovery.run(
+                ctx,
+                instance_recovery.InstanceRecoveryDeps(
+                    compute=services.compute, policy=services.settings.instance
+                ),
             )
         return record.status.value
     except LeaseLost:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from receiver.adapters.queue import RecoveryQueue
 from receiver.adapters.redis_store import RecordStore
@@ -50,6 +51,8 @@ def reconcile_all(store: RecordStore, queue: RecoveryQueue, lease_ttl_s: float) 
 
 
 def _wants_a_run(record: Notification) -> bool:
+    if record.wake_at and datetime.fromisoformat(record.wake_at) > datetime.now(UTC):
+        return False  # waiting for the world (a service to come back); not before then
     if record.status in (Status.NEW, Status.RUNNING):
         return True
     return record.status is Status.ERROR and record.attempt < MAX_ERROR_RERUNS

@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from receiver.errors import ConfigError
-from receiver.notify.config import NotifierConfig, Notifiers, NotifySettings
 
 ENV_PREFIX = "LAZARUS_"
 
@@ -72,6 +71,29 @@ class EvacuationSettings(_Section):
     poll_interval_s: float = Field(default=1.0, gt=0)
 
 
+class ProcessSettings(_Section):
+    """A dead nova-compute on a live host: disable, wait for Nova to see it up, re-enable."""
+
+    # Off by default. e.g. [ssh, "{host}", systemctl, restart, nova-compute]; run without a shell.
+    restart_command: list[str] = Field(default_factory=list)
+    restart_timeout_s: float = Field(default=60.0, gt=0)
+    poll_interval_s: float = Field(default=5.0, gt=0)
+    recheck_window_s: float = Field(default=60.0, gt=0)  # one job watches this long, then sleeps
+    recheck_interval_s: float = Field(default=30.0, gt=0)
+
+
+class InstanceSettings(_Section):
+    """A crashed instance: stop/start (or hard reboot) it and confirm ACTIVE."""
+
+    method: str = Field(default="stop_start", pattern="^(stop_start|hard_reboot)$")
+    all_instances: bool = False
+    ha_metadata_key: str = "HA_Enabled"
+    timeout_s: float = Field(default=300.0, gt=0)
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    crash_loop_max: int = Field(default=3, ge=1)
+    crash_loop_window_s: float = Field(default=3600.0, gt=0)
+
+
 class NovaSettings(_Section):
     """openstacksdk's clouds.yaml entry (None: OS_CLOUD / the environment decides)."""
 
@@ -117,11 +139,11 @@ class Settings(BaseSettings):
     fencing: FencingSettings = FencingSettings()
     storm: StormSettings = StormSettings()
     evacuation: EvacuationSettings = EvacuationSettings()
+    process: ProcessSettings = ProcessSettings()
+    instance: InstanceSettings = InstanceSettings()
     nova: NovaSettings = NovaSettings()
     serve: ServeSettings = ServeSettings()
     worker: WorkerSettings = WorkerSettings()
-    notifiers: Notifiers = Field(default_factory=list)  # receiver/notify/config.py has the format
-    notify: NotifySettings = NotifySettings()
 
     @field_validator("log_level")
     @classmethod
@@ -155,20 +177,7 @@ class Settings(BaseSettings):
         values = [self.redis_url.get_secret_value()]
         values += [t.get_secret_value() for t in self.webhook.bearer_tokens]
         values += [p.get_secret_value() for p in self.webhook.basic_users.values()]
-        return (
-            [v for v in values if len(v) >= 6 and "://" not in v]
-            + _url_passwords(values[0])
-            + [part for n in self.notifiers for part in _notifier_secret_parts(n)]
-        )
-
-
-def _notifier_secret_parts(notifier: NotifierConfig) -> list[str]:
-    """A notifier's secret as the scrubber needs it; unreadable now means nothing to scrub yet."""
-    try:
-        value = notifier.secret_ref().resolve(notifier.name).reveal()
-    except ConfigError:
-        return []
-    return [p for p in notifier.secret_parts(value) if len(p) >= 6 and "://" not in p]
+        return [v for v in values if len(v) >= 6 and "://" not in v] + _url_passwords(values[0])
 
 
 def _url_passwords(url: str) -> list[str]:

@@ -128,6 +128,9 @@ class NovaCompute:
         change = {"status": "disabled", "disabled_reason": reason}
         return self._update_service(service, change, what="disable")
 
+    def enable(self, service: ComputeService) -> ComputeService:
+        return self._update_service(service, {"status": "enabled"}, what="enable")
+
     def _update_service(
         self, service: ComputeService, change: dict[str, Any], *, what: str
     ) -> ComputeService:
@@ -176,6 +179,22 @@ class NovaCompute:
             f"/servers/{quote(server_id, safe='')}/action",
             json={"os-start": None},
             what=f"start server {server_id}",
+        )
+
+    def stop(self, server_id: str) -> None:
+        self._request(
+            "POST",
+            f"/servers/{quote(server_id, safe='')}/action",
+            json={"os-stop": None},
+            what=f"stop server {server_id}",
+        )
+
+    def reboot(self, server_id: str, hard: bool = True) -> None:
+        self._request(
+            "POST",
+            f"/servers/{quote(server_id, safe='')}/action",
+            json={"reboot": {"type": "HARD" if hard else "SOFT"}},
+            what=f"{'hard' if hard else 'soft'} reboot server {server_id}",
         )
 
     def evacuations(self, source_host: str, server_id: str | None = None) -> list[Migration]:
@@ -327,6 +346,7 @@ def _server(raw: dict[str, Any]) -> Server:
         metadata={str(k): str(v) for k, v in (raw.get("metadata") or {}).items()},
         flavor=dict(flavor) if isinstance(flavor, dict) else {},
         locked=bool(raw.get("locked", False)),
+        power_state=raw.get("OS-EXT-STS:power_state"),
     )
 
 

@@ -25,13 +25,14 @@ from typing import Any
 
 import redis
 
+from receiver.domain.intake import claim_key_for
 from receiver.domain.record import AlertEvent, Notification
 from receiver.errors import NotFound, StoreUnavailable
 
 ALERTS_KEPT = 50
 
 # KEYS: 1 alert key, 2 resolved key, 3 claim key ("" = record only), 4 new record key,
-#       5 index zset, 6 open set
+#       5 index zset, 6 open set, 7 parent claim key ("" = none: an open recovery of it absorbs this alert)
 # ARGV: 1 new uuid, 2 record json, 3 ttl seconds, 4 created score, 5 "1" firing / "0" resolved,
 #       6 alert event json, 7 key prefix, 8 alerts kept
 _INTAKE = """
@@ -52,6 +53,14 @@ if existing then
   if firing and was_resolved then return {'firing_after_resolved', existing} end
   if firing then return {'duplicate', existing} end
   return {'recorded_resolved', existing}
+end
+if KEYS[7] ~= '' then
+  local parent = redis.call('GET', KEYS[7])
+  if parent then
+    redis.call('SET', KEYS[1], parent, 'EX', ARGV[3])
+    link(parent, ARGV[6])
+    return {'linked_to_open', parent}
+  end
 end
 if KEYS[3] ~= '' then
   local open = redis.call('GET', KEYS[3])
@@ -83,9 +92,9 @@ return 0
 """
 
 
-# KEYS: 1 fences zset; ARGV: 1 uuid, 2 now, 3 window start, 4 max fences
-# Reserves a fence for `uuid` unless `max` others happened in the window. Idempotent per uuid.
-_RESERVE_FENCE = """
+# KEYS: 1 budget zset; ARGV: 1 uuid, 2 now, 3 window start, 4 limit
+# Reserves a slot for `uuid` unless `limit` others were taken in the window. Idempotent per uuid.
+_RESERVE_SLOT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {1, redis.call('ZCARD', KEYS[1]) - 1} end
 local others = redis.call('ZCARD', KEYS[1])
@@ -150,7 +159,7 @@ class RecordStore:
         self._intake = client.register_script(_INTAKE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
-        self._reserve_fence = client.register_script(_RESERVE_FENCE)
+        self._reserve_slot = client.register_script(_RESERVE_SLOT)
 
     # -- keys ---------------------------------------------------------------------------
     def _record_key(self, uuid: str) -> str:
@@ -173,6 +182,7 @@ class RecordStore:
         *,
         dedup_key: str,
         claim: str | None,
+        parent_claim: str | None = None,
         record: Notification,
         firing: bool,
         event: AlertEvent,
@@ -187,6 +197,7 @@ class RecordStore:
             self._record_key(record.notification_uuid),
             self._index,
             self._open,
+            self.claim_key(parent_claim) if parent_claim else "",
         ]
         args = [
             record.notification_uuid,
@@ -257,7 +268,8 @@ class RecordStore:
                             raise NotFound(f"notification {uuid} not found")
                         current = Notification.from_dict(json.loads(raw))
                         changed = change(current)
-                        claim = self.claim_key(f"host:{changed.hostname}") if changed.hostname else None
+                        claim_name = claim_key_for(changed)
+                        claim = self.claim_key(claim_name) if claim_name else None
                         holder = pipe.get(claim) if claim else None
                         pipe.multi()
                         pipe.set(key, _dumps(changed.to_dict()))
@@ -270,13 +282,17 @@ class RecordStore:
                     except redis.WatchError:
                         continue
 
-    # -- the storm guard's fence budget ------------------------------------------------
-    def reserve_fence(self, uuid: str, now: datetime, window_s: float, max_fences: int) -> tuple[bool, int]:
-        """(reserved, fences by others in the window), atomically across workers."""
+    # -- budgets: fences (storm guard), restarts of one instance (crash-loop guard) ------
+    def reserve_slot(
+        self, budget: str, uuid: str, now: datetime, window_s: float, limit: int
+    ) -> tuple[bool, int]:
+        """(reserved, slots taken by others in the window), atomically across workers.
+
+        Idempotent per record: a resumed run finds its own slot still reserved."""
         start = now.timestamp() - window_s
         with translate_errors():
-            ok, others = self._reserve_fence(
-                keys=[f"{self.prefix}:fences"], args=[uuid, now.timestamp(), start, max_fences]
+            ok, others = self._reserve_slot(
+                keys=[f"{self.prefix}:budget:{budget}"], args=[uuid, now.timestamp(), start, limit]
             )
         return bool(ok), int(others)
 

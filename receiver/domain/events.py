@@ -24,6 +24,7 @@ GATE_REASONS = frozenset(
         Reason.HOST_ON_MAINTENANCE,
         Reason.SEGMENT_DISABLED,
         Reason.HOST_NOT_IN_INVENTORY,
+        Reason.CRASH_LOOP,
     }
 )
 

@@ -22,18 +22,20 @@ from receiver.domain.alerts import (
 from receiver.domain.reasons import Reason
 from receiver.domain.record import Notification, Status, iso
 
-# Failure kinds that start a recovery in this release; the others are recorded with a reason.
-ACTING_KINDS = frozenset({FailureKind.HOST})
-
 
 @dataclass(frozen=True)
 class IntakeDecision:
-    """`claim_key` set: try to open a recovery for that target. None: record only, with `reason`."""
+    """`claim_key` set: try to open a recovery for that target. None: record only, with `reason`.
+
+    `parent_claim_key`: a wider recovery that, while open, absorbs this alert (a dead host's
+    process or instance alerts join the host's recovery and do nothing else).
+    """
 
     claim_key: str | None
     reason: Reason | None
     message: str
     notification_type: NotificationType
+    parent_claim_key: str | None = None
 
 
 def decide(alert: Alert, event: FailureEvent) -> IntakeDecision:
@@ -47,14 +49,18 @@ def decide(alert: Alert, event: FailureEvent) -> IntakeDecision:
         return IntakeDecision(None, Reason.NO_RECOVERY_LABEL, event.problem or "no recovery label", ntype)
     if event.problem:
         return IntakeDecision(None, Reason.INVALID_LABELS, event.problem, ntype)
-    if event.kind not in ACTING_KINDS:
+    if event.kind is FailureKind.HOST:
+        return IntakeDecision(f"host:{event.hostname}", None, "host recovery requested", ntype)
+    parent = f"host:{event.hostname}" if event.hostname else None
+    if event.kind is FailureKind.PROCESS:
         return IntakeDecision(
+            f"process:{event.hostname}:{event.process_name}",
             None,
-            Reason.KIND_NOT_SUPPORTED,
-            f"recovery={event.kind.value} is recorded but not acted on in this release",
+            "process recovery requested",
             ntype,
+            parent,
         )
-    return IntakeDecision(f"host:{event.hostname}", None, "host recovery requested", ntype)
+    return IntakeDecision(f"instance:{event.instance_id}", None, "instance recovery requested", ntype, parent)
 
 
 def new_notification(
@@ -87,3 +93,13 @@ def new_notification(
         reason=decision.reason.value if decision.reason else None,
         message=decision.message,
     )
+
+
+def claim_key_for(record: Notification) -> str | None:
+    """The claim an open record holds: one recovery per host, per process of a host, per instance."""
+    if record.type is NotificationType.COMPUTE_HOST:
+        return f"host:{record.hostname}" if record.hostname else None
+    if record.type is NotificationType.PROCESS:
+        return f"process:{record.hostname}:{record.payload.get('process_name')}"
+    instance = record.payload.get("instance_uuid")
+    return f"instance:{instance}" if instance else None

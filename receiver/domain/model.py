@@ -76,6 +76,7 @@ class Server:
     metadata: dict[str, str] = field(default_factory=dict)
     flavor: dict[str, Any] = field(default_factory=dict)
     locked: bool = False
+    power_state: int | None = None  # OS-EXT-STS:power_state: 1 running, 4 shutdown, 6 crashed
 
 
 @dataclass(frozen=True)

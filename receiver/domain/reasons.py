@@ -40,6 +40,19 @@ class Reason(enum.StrEnum):
     SERVICE_NOT_FOUND = "service_not_found"
     COMPUTE_UNAVAILABLE = "compute_unavailable"
     COMPUTE_REJECTED = "compute_rejected"
+    # worker: process failures
+    PROCESS_NOT_HANDLED = "process_not_handled"
+    DISABLED_BY_OPERATOR = "disabled_by_operator"
+    CHANGED_BY_OPERATOR = "changed_by_operator"
+    LINKED_TO_HOST_RECOVERY = "linked_to_host_recovery"
+    # worker: instance failures
+    INSTANCE_DELETED = "instance_deleted"
+    INSTANCE_NOT_EXPECTED_RUNNING = "instance_not_expected_running"
+    TASK_IN_PROGRESS = "task_in_progress"
+    NOT_HA_ENABLED = "not_ha_enabled"
+    INSTANCE_RUNNING = "instance_running"
+    CRASH_LOOP = "crash_loop"
+    INSTANCE_RECOVERY_FAILED = "instance_recovery_failed"
     # worker: evacuation
     EVACUATION_FAILED = "evacuation_failed"
     NO_INSTANCES = "no_instances"

@@ -45,14 +45,23 @@ _ALLOWED: dict[Status, frozenset[Status]] = {
 
 
 class Phase(enum.StrEnum):
-    """Where a host recovery stands; each phase's effect is proven before the next starts."""
+    """Where a recovery stands; each phase's effect is proven before the next starts.
+
+    One linear order serves the three kinds: each kind uses its own phases, in this order.
+    """
 
     PENDING = "pending"
-    CHECKED = "checked"  # inventory gate passed
+    CHECKED = "checked"  # gates passed
+    # host recovery
     FENCED = "fenced"  # BMC read back OFF (safety rule 1)
     NOVA_FORCED_DOWN = "nova_forced_down"  # safety rule 2: told before asked
     NOVA_DISABLED = "nova_disabled"
     EVACUATING = "evacuating"
+    # process recovery
+    SERVICE_DISABLED = "service_disabled"  # nothing new is scheduled on the host
+    # instance recovery
+    INSTANCE_STOPPED = "instance_stopped"
+    INSTANCE_STARTED = "instance_started"
     DONE = "done"
 
 
@@ -132,6 +141,10 @@ class Notification:
     vmoves: tuple[VMove, ...] = ()
     fencing: tuple[FenceAttempt, ...] = ()
     attempt: int = 0
+    wake_at: str | None = None  # an open record waiting for the world (e.g. a service to come back)
+    marks: dict[str, str] = field(
+        default_factory=dict
+    )  # facts a resumed run needs (when it disabled a service)
 
     def transition(
         self, status: Status, now: datetime, *, reason: str | None = None, message: str = ""
@@ -168,6 +181,12 @@ class Notification:
     def vmove(self, instance_uuid: str) -> VMove | None:
         return next((m for m in self.vmoves if m.instance_uuid == instance_uuid), None)
 
+    def mark(self, name: str, value: str, now: datetime) -> Notification:
+        return replace(self, marks={**self.marks, name: value}, updated_at=iso(now))
+
+    def sleep_until(self, moment: datetime | None, now: datetime) -> Notification:
+        return replace(self, wake_at=iso(moment) if moment else None, updated_at=iso(now))
+
     def with_fence_attempt(self, attempt: FenceAttempt, now: datetime) -> Notification:
         return replace(self, fencing=(*self.fencing, attempt), updated_at=iso(now))
 
@@ -194,6 +213,8 @@ class Notification:
             vmoves=tuple(VMove(**{**m, "status": MoveStatus(m["status"])}) for m in data.get("vmoves", ())),
             fencing=tuple(FenceAttempt(**f) for f in data.get("fencing", ())),
             attempt=int(data.get("attempt", 0)),
+            wake_at=data.get("wake_at"),
+            marks=dict(data.get("marks") or {}),
         )
 
 

@@ -167,7 +167,9 @@ def _storm_verdict(ctx: RecoveryContext, deps: HostRecoveryDeps) -> StormVerdict
     )
     if not verdict.allowed:
         return verdict
-    reserved, others = ctx.store.reserve_fence(ctx.uuid, ctx.clock.now(), config.window_s, config.max_fences)
+    reserved, others = ctx.store.reserve_slot(
+        "fences", ctx.uuid, ctx.clock.now(), config.window_s, config.max_fences
+    )
     if reserved:
         return verdict
     return judge_storm(

@@ -14,10 +14,12 @@ import pytest
 from receiver import jobs
 from receiver.bootstrap import Services, build, utc_now
 from receiver.domain.alerts import parse_webhook
+from receiver.domain.model import BmcTarget, PowerState
 from receiver.domain.record import Notification
 from receiver.inventory import load_inventory
 from receiver.lab.manifest import LabManifest
 from receiver.lab.testing import LabControl, running_lab
+from receiver.ports import PowerController
 from receiver.settings import Settings
 from tests.integration.core.helpers import host_alert, webhook
 
@@ -30,16 +32,51 @@ FAST_LAB: dict[str, Any] = {
 }
 
 
+class CountingPower:
+    """The real IPMI adapter, with a log of every call the workflow made through it."""
+
+    def __init__(self, inner: PowerController) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, str]] = []
+
+    def power_off(self, target: BmcTarget) -> None:
+        self.calls.append(("power_off", target.host))
+        self.inner.power_off(target)
+
+    def power_on(self, target: BmcTarget) -> None:
+        self.calls.append(("power_on", target.host))
+        self.inner.power_on(target)
+
+    def power_state(self, target: BmcTarget) -> PowerState:
+        self.calls.append(("power_state", target.host))
+        return self.inner.power_state(target)
+
+
 @dataclass
 class LabRig:
     lab: LabManifest
     control: LabControl
     services: Services
+    power: CountingPower
 
     def alert(self, host: str = "node-01", **kwargs: Any) -> str:
         """Deliver a host-down alert through the intake; returns the record's uuid."""
         [result] = self.services.intake().accept(parse_webhook(webhook(host_alert(host, **kwargs))))
         return result.notification_uuid
+
+    def process_alert(self, host: str = "node-01", process: str = "nova-compute") -> str:
+        labels = {"alertname": "LazarusNovaComputeDown", "recovery": "process", "process": process}
+        return self.alert(host, labels=labels)
+
+    def instance_alert(self, instance: str, host: str = "node-01") -> str:
+        labels = {"alertname": "LazarusInstanceCrashed", "recovery": "instance", "uuid": instance}
+        return self.alert(host, labels=labels)
+
+    def service(self, host: str) -> dict[str, Any]:
+        services: list[dict[str, Any]] = self.nova(f"/os-services?binary=nova-compute&host={host}")[
+            "services"
+        ]
+        return services[0]
 
     def run(self, uuid: str) -> Notification:
         jobs.configure(self.services)
@@ -80,4 +117,6 @@ def lab_rig(
         monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(lab.clouds_yaml))
         services = build(make_settings(nova={"cloud": lab.cloud_name}, **lab_settings))
         services.inventory.apply(load_inventory(lab.inventory), utc_now())
-        yield LabRig(lab, LabControl(lab), services)
+        power = CountingPower(services.power("ipmi"))
+        services._power["ipmi"] = power
+        yield LabRig(lab, LabControl(lab), services, power)

@@ -103,8 +103,8 @@ def test_resolved_first_is_recorded_and_a_late_firing_does_not_act(client: Flask
 @pytest.mark.parametrize(
     ("labels", "reason"),
     [
-        ({"recovery": "instance", "uuid": "5e0c"}, "kind_not_supported"),
-        ({"recovery": "process", "process": "nova-compute"}, "kind_not_supported"),
+        ({"recovery": "instance"}, "invalid_labels"),  # no uuid label
+        ({"recovery": "process"}, "invalid_labels"),  # no process label
         ({"recovery": "rack"}, "no_recovery_label"),
     ],
 )
@@ -117,6 +117,32 @@ def test_alerts_that_do_not_act_are_recorded_with_a_reason(
     shown = client.get(f"/v1/notifications/{result['notification_uuid']}", headers=AUTH).get_json()
     assert shown["notification"]["status"] == "ignored"
     assert shown["notification"]["reason"] == reason
+
+
+def test_process_and_instance_alerts_open_their_own_recoveries(client: FlaskClient) -> None:
+    process = host_alert("node-01", labels={"recovery": "process", "process": "nova-compute"})
+    instance = host_alert(
+        "node-02", labels={"recovery": "instance", "uuid": "5e0c0000-0000-4000-8000-000000000001"}
+    )
+    results = [post(client, webhook(a)).get_json()["alerts"][0] for a in (process, instance)]
+    assert [r["outcome"] for r in results] == ["recovery_created", "recovery_created"]
+    uuids = [r["notification_uuid"] for r in results]
+    shown = [client.get(f"/v1/notifications/{u}", headers=AUTH).get_json()["notification"] for u in uuids]
+    types = [n["type"] for n in shown]
+    assert types == ["PROCESS", "VM"]
+
+
+def test_process_and_instance_alerts_join_an_open_host_recovery(client: FlaskClient) -> None:
+    host = post(client, webhook(host_alert("node-01"))).get_json()["alerts"][0]
+    process = host_alert("node-01", labels={"recovery": "process", "process": "nova-compute"})
+    instance = host_alert(
+        "node-01", labels={"recovery": "instance", "uuid": "5e0c0000-0000-4000-8000-000000000001"}
+    )
+    for alert in (process, instance):
+        result = post(client, webhook(alert)).get_json()["alerts"][0]
+        assert result["outcome"] == "linked_to_open"
+        assert result["notification_uuid"] == host["notification_uuid"]
+    assert len(client.get("/v1/notifications", headers=AUTH).get_json()["notifications"]) == 1
 
 
 def test_alert_without_recovery_label_from_real_alertmanager(client: FlaskClient, fixtures_dir: Path) -> None:

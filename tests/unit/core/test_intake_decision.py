@@ -34,14 +34,20 @@ def alert(status: AlertStatus = AlertStatus.FIRING) -> Alert:
         (
             AlertStatus.FIRING,
             FailureEvent(FailureKind.PROCESS, "n", process_name="nova-compute"),
+            "process:n:nova-compute",
             None,
-            Reason.KIND_NOT_SUPPORTED,
         ),
         (
             AlertStatus.FIRING,
             FailureEvent(FailureKind.INSTANCE, "n", instance_id="u"),
+            "instance:u",
             None,
-            Reason.KIND_NOT_SUPPORTED,
+        ),
+        (
+            AlertStatus.RESOLVED,
+            FailureEvent(FailureKind.INSTANCE, "n", instance_id="u"),
+            None,
+            Reason.ALERT_RESOLVED,
         ),
     ],
 )
@@ -62,10 +68,19 @@ def test_new_notification_shape() -> None:
     assert record.generated_time.startswith("2026-11-25T12:00:00")
 
 
+def test_process_and_instance_alerts_join_an_open_host_recovery() -> None:
+    process = decide(alert(), FailureEvent(FailureKind.PROCESS, "node-01", process_name="nova-compute"))
+    instance = decide(alert(), FailureEvent(FailureKind.INSTANCE, "node-01", instance_id="vm-1"))
+    assert process.parent_claim_key == instance.parent_claim_key == "host:node-01"
+    host = decide(alert(), FailureEvent(FailureKind.HOST, "node-01"))
+    assert host.parent_claim_key is None
+
+
 def test_record_only_alerts_are_stored_ignored_with_their_reason() -> None:
     event = FailureEvent(FailureKind.INSTANCE, "node-01", instance_id="vm-1")
-    record = new_notification(alert(), event, decide(alert(), event), NOW)
+    resolved = alert(AlertStatus.RESOLVED)
+    record = new_notification(resolved, event, decide(resolved, event), NOW)
     assert record.status is Status.IGNORED
     assert record.type is NotificationType.VM
-    assert record.reason == "kind_not_supported"
+    assert record.reason == "alert_resolved"
     assert record.payload["instance_uuid"] == "vm-1"

@@ -1,0 +1,86 @@
+"""Process and instance failures as pure decisions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from receiver.domain.instance import InstancePolicy, judge_instance
+from receiver.domain.model import ComputeService, Server
+from receiver.domain.process import ProcessAction, disable_reason, on_failure, on_recheck
+from receiver.domain.reasons import Reason
+
+pytestmark = pytest.mark.unit
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+OURS = disable_reason("rec-1")
+
+
+def service(status: str = "enabled", reason: str | None = None, state: str = "down", forced: bool = False,
+            updated: datetime | None = T0) -> ComputeService:  # fmt: skip
+    return ComputeService("svc", "node-01", state, status, forced, reason, updated)
+
+
+@pytest.mark.parametrize(
+    ("svc", "action", "reason"),
+    [
+        (service(), ProcessAction.DISABLE, None),
+        (service("disabled", OURS), ProcessAction.WAIT, None),  # our own disable, found on resume
+        (service("disabled", "kernel upgrade (alice)"), ProcessAction.LEAVE, Reason.DISABLED_BY_OPERATOR),
+        (service("disabled", None), ProcessAction.LEAVE, Reason.DISABLED_BY_OPERATOR),
+    ],
+)
+def test_on_failure(svc: ComputeService, action: ProcessAction, reason: Reason | None) -> None:
+    decision = on_failure(svc, "rec-1")
+    assert (decision.action, decision.reason) == (action, reason)
+
+
+LATER = T0 + timedelta(seconds=30)
+
+
+@pytest.mark.parametrize(
+    ("svc", "action"),
+    [
+        (service("disabled", OURS, "down", updated=T0), ProcessAction.WAIT),
+        # "up" from a heartbeat older than our disable is the dead process's last word
+        (service("disabled", OURS, "up", updated=T0 - timedelta(seconds=5)), ProcessAction.WAIT),
+        (service("disabled", OURS, "up", updated=LATER), ProcessAction.REENABLE),
+        (service("disabled", OURS, "up", forced=True, updated=LATER), ProcessAction.WAIT),
+        (service("enabled", None, "up", updated=LATER), ProcessAction.LEAVE),  # someone re-enabled it
+        (service("disabled", "maintenance (bob)", "up", updated=LATER), ProcessAction.LEAVE),
+        (service("disabled", disable_reason("other-record"), "up", updated=LATER), ProcessAction.LEAVE),
+    ],
+)
+def test_on_recheck(svc: ComputeService, action: ProcessAction) -> None:
+    assert on_recheck(svc, "rec-1", T0).action is action
+
+
+def server(vm_state: str = "active", task: str | None = None, power: int | None = 4,
+           metadata: dict[str, str] | None = None) -> Server:  # fmt: skip
+    return Server("vm-1", "vm", "node-01", "ACTIVE", vm_state, task, metadata if metadata is not None
+                  else {"HA_Enabled": "True"}, power_state=power)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("srv", "policy", "act", "reason"),
+    [
+        (server(), InstancePolicy(), True, None),  # Nova: should run; hypervisor: shut down
+        (server(power=6), InstancePolicy(), True, None),  # crashed
+        (server(power=1), InstancePolicy(), False, Reason.INSTANCE_RUNNING),
+        (
+            server(vm_state="stopped"),
+            InstancePolicy(),
+            False,
+            Reason.INSTANCE_NOT_EXPECTED_RUNNING,
+        ),  # user stop
+        (server(task="powering-off"), InstancePolicy(), False, Reason.TASK_IN_PROGRESS),
+        (server(metadata={}), InstancePolicy(), False, Reason.NOT_HA_ENABLED),
+        (server(metadata={"HA_Enabled": "false"}), InstancePolicy(), False, Reason.NOT_HA_ENABLED),
+        (server(metadata={}), InstancePolicy(all_instances=True), True, None),
+        (server(metadata={"ha": "yes"}), InstancePolicy(ha_key="ha"), True, None),
+    ],
+)
+def test_judge_instance(srv: Server, policy: InstancePolicy, act: bool, reason: Reason | None) -> None:
+    verdict = judge_instance(srv, policy)
+    assert (verdict.act, verdict.reason) == (act, reason)
+    assert verdict.message
