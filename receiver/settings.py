@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from receiver.errors import ConfigError
+from receiver.notify.config import NotifierConfig, Notifiers, NotifySettings
 
 ENV_PREFIX = "LAZARUS_"
 
@@ -144,6 +145,8 @@ class Settings(BaseSettings):
     nova: NovaSettings = NovaSettings()
     serve: ServeSettings = ServeSettings()
     worker: WorkerSettings = WorkerSettings()
+    notifiers: Notifiers = Field(default_factory=list)  # receiver/notify/config.py has the format
+    notify: NotifySettings = NotifySettings()
 
     @field_validator("log_level")
     @classmethod
@@ -177,7 +180,20 @@ class Settings(BaseSettings):
         values = [self.redis_url.get_secret_value()]
         values += [t.get_secret_value() for t in self.webhook.bearer_tokens]
         values += [p.get_secret_value() for p in self.webhook.basic_users.values()]
-        return [v for v in values if len(v) >= 6 and "://" not in v] + _url_passwords(values[0])
+        return (
+            [v for v in values if len(v) >= 6 and "://" not in v]
+            + _url_passwords(values[0])
+            + [part for n in self.notifiers for part in _notifier_secret_parts(n)]
+        )
+
+
+def _notifier_secret_parts(notifier: NotifierConfig) -> list[str]:
+    """A notifier's secret as the scrubber needs it; unreadable now means nothing to scrub yet."""
+    try:
+        value = notifier.secret_ref().resolve(notifier.name).reveal()
+    except ConfigError:
+        return []
+    return [p for p in notifier.secret_parts(value) if len(p) >= 6 and "://" not in p]
 
 
 def _url_passwords(url: str) -> list[str]:
