@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from receiver import watchdog
 from receiver.bootstrap import Services, build
 from receiver.domain.alerts import parse_webhook
 from receiver.errors import InputError, NotFound, StoreUnavailable
@@ -53,10 +55,11 @@ def create_app(services: Services | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = hook.max_body_bytes
     app.extensions["lazarus"] = services
     registry, requests_total = _request_metrics()
+    heartbeat = watchdog.Heartbeat(services.redis, settings.key_prefix)
     _boundary(app, credentials, requests_total, hook.max_body_bytes)
-    _webhook_routes(app, services)
+    _webhook_routes(app, services, heartbeat)
     _read_routes(app, services)
-    _ops_routes(app, services, registry)
+    _ops_routes(app, services, registry, heartbeat)
     return app
 
 
@@ -119,7 +122,7 @@ def _boundary(app: Flask, credentials: Credentials, requests_total: Counter, max
         return error(500, "internal error")
 
 
-def _webhook_routes(app: Flask, services: Services) -> None:
+def _webhook_routes(app: Flask, services: Services, heartbeat: watchdog.Heartbeat) -> None:
     intake = services.intake()
     max_body_bytes = services.settings.webhook.max_body_bytes
 
@@ -133,9 +136,16 @@ def _webhook_routes(app: Flask, services: Services) -> None:
             body = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError("body", f"not valid JSON ({exc})") from None
-        message = parse_webhook(body)
-        results = intake.accept(message)
-        return answer({"alerts": [r.__dict__ for r in results]}, 200)
+        beats, message = watchdog.split(parse_webhook(body))
+        if beats:  # the heartbeat opens no record
+            heartbeat.seen(datetime.now(UTC))
+            for _ in beats:
+                services.metrics.alert_received(watchdog.OUTCOME)
+        results = [
+            *({"fingerprint": b.fingerprint, "outcome": watchdog.OUTCOME} for b in beats),
+            *(r.__dict__ for r in intake.accept(message)),
+        ]
+        return answer({"alerts": results}, 200)
 
 
 def _read_routes(app: Flask, services: Services) -> None:
@@ -182,7 +192,9 @@ def _read_routes(app: Flask, services: Services) -> None:
         return answer({"hosts": [views.host(h) for h in hosts]}, 200)
 
 
-def _ops_routes(app: Flask, services: Services, registry: CollectorRegistry) -> None:
+def _ops_routes(
+    app: Flask, services: Services, registry: CollectorRegistry, heartbeat: watchdog.Heartbeat
+) -> None:
     settings = services.settings
 
     @app.get("/healthz")
@@ -204,6 +216,7 @@ def _ops_routes(app: Flask, services: Services, registry: CollectorRegistry) -> 
         else:
             scrape.register(_RegistryView(registry))
         scrape.register(RedisStateCollector(services.redis, settings.key_prefix, settings.queue_name))
+        scrape.register(watchdog.HeartbeatCollector(heartbeat))
         return Response(generate_latest(scrape), mimetype=CONTENT_TYPE_LATEST)
 
 
