@@ -77,7 +77,7 @@ class Dispatcher:
         context: dict[str, object] = {
             "notification_uuid": message.notification_uuid,
             "notifier": name,
-            "event": message.event.value,
+            "event_kind": message.event.value,
         }
         if config is None:
             log.warning("notifier no longer configured; message dropped", extra=context)
@@ -150,7 +150,7 @@ class Dispatcher:
         fields = {
             "notification_uuid": uuid,
             "notifier": name,
-            "event": message.event.value,
+            "event_kind": message.event.value,
             "attempt": attempt.number,
             "status_code": result.status,
             "reason": result.reason,

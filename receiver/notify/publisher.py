@@ -43,7 +43,9 @@ class NotifyPublisher:
         segment = self.segment_of(record)
         targets = [n for n in self.notifiers if n.wants(kind, segment)]
         if not targets:
-            log.debug("no notifier wants this event", extra={"notification_uuid": uuid, "event": kind.value})
+            log.debug(
+                "no notifier wants this event", extra={"notification_uuid": uuid, "event_kind": kind.value}
+            )
             return
         seq = self.ledger.next_seq(uuid)
         message = build_message(
@@ -61,7 +63,7 @@ class NotifyPublisher:
                 "notification queued",
                 extra={
                     "notification_uuid": uuid,
-                    "event": kind.value,
+                    "event_kind": kind.value,
                     "notifier": notifier.name,
                     "job_id": job,
                 },
