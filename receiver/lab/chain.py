@@ -98,6 +98,11 @@ class Chain:
         result: list[dict[str, Any]] = data["result"]
         return result
 
+    def label_values(self, label: str, match: str) -> list[str]:
+        """What Grafana's `label_values(MATCH, LABEL)` variable query lists."""
+        values: list[str] = self._api(f"/api/v1/label/{label}/values", {"match[]": match})
+        return values
+
     def targets_down(self) -> list[str]:
         """Scrape targets that are not (yet) up, as job/instance."""
         targets = self._api("/api/v1/targets", {"state": "active"})["activeTargets"]

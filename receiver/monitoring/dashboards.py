@@ -5,8 +5,8 @@
 
 Every panel and variable takes its data source from the `datasource` template variable: Grafana's
 file provisioning does not resolve `${DS_PROMETHEUS}` inputs. Lazarus counts in Redis, so every
-receiver exposes the same cluster-wide counters: panels take `max without (instance)` across
-receivers first, never a plain sum. `queries()` lists every PromQL expression, for the test that
+receiver exposes the same cluster-wide counters: panels take the max across receivers, never a
+sum (see `grown`). `queries()` lists every PromQL expression, for the test that
 evaluates each one through a real Prometheus.
 
 No dashboard library: grafana-foundation-sdk is a public preview published under epoch-numbered
@@ -32,9 +32,14 @@ L = 'job="lazarus"'  # the scrape job of the Lazarus receivers (deploy/prometheu
 STORM = 'reason="storm_guard"'  # receiver.domain.reasons.Reason.STORM_GUARD
 
 
-def cluster(expr: str) -> str:
-    """One value across receivers: they all expose the same Redis-backed counters."""
-    return f"max without (instance, pod) ({expr})"
+def grown(selector: str, by: str, window: str) -> str:
+    """How much a Lazarus counter grew over `window`, per `by`, once across receivers.
+
+    Lazarus's counters live in Redis: every receiver exposes the same values (max across them, never
+    sum), they never reset, and a labelled series appears with its first increment, which increase()
+    would miss. So: now minus then, or all of it for a series born within the window."""
+    now = f"max by ({by}) ({selector})"
+    return f"(({now} - max by ({by}) ({selector} offset {window})) or {now})"
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,9 @@ class Panel:
 
 
 def overview() -> dict[str, Any]:
-    rate = "[$__rate_interval]"
+    rate = "$__rate_interval"
+    recoveries = f"lazarus_recoveries_total{{{L}}}"
+    refusals = f"lazarus_recoveries_total{{{L}, {STORM}}}"
     panels = [
         Panel(
             "Recoveries in progress", "stat", (Query(f"max(lazarus_recoveries_in_progress{{{L}}})"),), 6, 4
@@ -84,7 +91,7 @@ def overview() -> dict[str, Any]:
             "timeseries",
             (
                 Query(
-                    f"sum by (type, status) ({cluster(f'increase(lazarus_recoveries_total{{{L}}}{rate})')})",
+                    f"sum by (type, status) {grown(recoveries, 'type, status, reason', rate)}",
                     "{{type}} {{status}}",
                 ),
             ),
@@ -92,12 +99,7 @@ def overview() -> dict[str, Any]:
         Panel(
             "Recoveries by reason (time range)",
             "table",
-            (
-                Query(
-                    "sum by (type, status, reason) "
-                    f"({cluster(f'increase(lazarus_recoveries_total{{{L}}}[$__range])')}) > 0"
-                ),
-            ),
+            (Query(f"{grown(recoveries, 'type, status, reason', '$__range')} > 0"),),
             options={"format": "table", "instant": True},
         ),
         Panel(
@@ -105,8 +107,8 @@ def overview() -> dict[str, Any]:
             "timeseries",
             tuple(
                 Query(
-                    f"histogram_quantile({q}, sum by (le, type) "
-                    f"({cluster(f'rate(lazarus_recovery_duration_seconds_bucket{{{L}}}{rate})')}))",
+                    f"histogram_quantile({q}, "
+                    f"{grown(f'lazarus_recovery_duration_seconds_bucket{{{L}}}', 'le, type', rate)})",
                     f"p{int(q * 100)} {{{{type}}}}",
                 )
                 for q in (0.5, 0.95)
@@ -118,7 +120,7 @@ def overview() -> dict[str, Any]:
             "timeseries",
             (
                 Query(
-                    f"sum by (outcome) ({cluster(f'increase(lazarus_fence_attempts_total{{{L}}}{rate})')})",
+                    grown(f"lazarus_fence_attempts_total{{{L}}}", "outcome", rate),
                     "{{outcome}}",
                 ),
             ),
@@ -129,12 +131,12 @@ def overview() -> dict[str, Any]:
             "timeseries",
             (
                 Query(
-                    f"sum by (outcome) ({cluster(f'increase(lazarus_evacuations_total{{{L}}}{rate})')})",
+                    grown(f"lazarus_evacuations_total{{{L}}}", "outcome", rate),
                     "{{outcome}}",
                 ),
                 Query(
-                    "histogram_quantile(0.95, sum by (le) "
-                    f"({cluster(f'rate(lazarus_evacuation_duration_seconds_bucket{{{L}}}{rate})')}))",
+                    "histogram_quantile(0.95, "
+                    f"{grown(f'lazarus_evacuation_duration_seconds_bucket{{{L}}}', 'le', rate)})",
                     "p95 seconds per instance",
                 ),
             ),
@@ -144,7 +146,7 @@ def overview() -> dict[str, Any]:
             "timeseries",
             (
                 Query(
-                    f"sum by (type) ({cluster(f'increase(lazarus_recoveries_total{{{L}, {STORM}}}{rate})')})",
+                    f"sum by (type) {grown(refusals, 'type, status', rate)}",
                     "{{type}}",
                 ),
             ),
@@ -155,7 +157,7 @@ def overview() -> dict[str, Any]:
             "timeseries",
             (
                 Query(
-                    f"sum by (outcome) ({cluster(f'increase(lazarus_alerts_received_total{{{L}}}{rate})')})",
+                    grown(f"lazarus_alerts_received_total{{{L}}}", "outcome", rate),
                     "{{outcome}}",
                 ),
             ),
@@ -163,7 +165,7 @@ def overview() -> dict[str, Any]:
         Panel(
             "Webhook answers",
             "timeseries",
-            (Query(f"sum by (code) (rate(lazarus_webhook_requests_total{{{L}}}{rate}))", "{{code}}"),),
+            (Query(f"sum by (code) (rate(lazarus_webhook_requests_total{{{L}}}[{rate}]))", "{{code}}"),),
             unit="reqps",
             description="Per receiver process, summed. 503: Redis was unreachable (Alertmanager retries).",
         ),
@@ -187,7 +189,7 @@ def overview() -> dict[str, Any]:
             (
                 Query(
                     'sum by (instance) (rate(alertmanager_notifications_failed_total{integration="webhook"}'
-                    f"{rate}))",
+                    f"[{rate}]))",
                     "{{instance}}",
                 ),
             ),
