@@ -9,9 +9,11 @@ RUN python -m venv /opt/lazarus \
  && /opt/lazarus/bin/pip install --no-cache-dir .
 
 FROM python:3.11-slim-bookworm
+# Mount points exist in the image, owned by lazarus, so that fresh volumes are writable by it
+# (deploy/compose.yaml: lab state, the webhook token; the metrics dir is a tmpfs or emptyDir).
 RUN useradd --system --uid 10001 --home-dir /var/lib/lazarus lazarus \
- && mkdir -p /var/lib/lazarus /run/lazarus \
- && chown lazarus /var/lib/lazarus /run/lazarus
+ && mkdir -p /var/lib/lazarus/lab /run/lazarus/metrics /run/lazarus/token \
+ && chown -R lazarus /var/lib/lazarus /run/lazarus
 COPY --from=build /opt/lazarus /opt/lazarus
 ENV PATH=/opt/lazarus/bin:$PATH \
     PYTHONUNBUFFERED=1 \
