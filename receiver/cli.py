@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from receiver import cli_operator
 from receiver.errors import ConfigError, LazarusError
 from receiver.settings import Settings, load_settings
 
@@ -226,6 +227,15 @@ def notifications_show(uuid: str, as_json: bool) -> None:
 @main.group()
 def inventory() -> None:
     """Segments and hosts."""
+
+
+def _services() -> object:
+    from receiver.bootstrap import build
+
+    return build(_settings())
+
+
+cli_operator.register(notifications, _services)
 
 
 @inventory.command("apply")

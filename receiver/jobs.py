@@ -12,7 +12,8 @@ from receiver.domain.record import Status
 from receiver.errors import LazarusError
 from receiver.settings import Settings, load_settings
 from receiver.workflow import host_recovery, instance_recovery, process_recovery
-from receiver.workflow.context import Lease, LeaseLost, RecoveryContext
+from receiver.workflow.context import Aborted, Lease, LeaseLost, RecoveryContext
+from receiver.workflow.deps import HostRecoveryDeps
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,10 @@ def run_recovery(notification_uuid: str) -> str:
     )
     try:
         record = ctx.record()
+        if record.status.is_open or record.status is Status.ERROR:
+            ctx.checkpoint()  # aborted while queued: end it before touching anything
         if record.type is NotificationType.COMPUTE_HOST:
-            deps = host_recovery.HostRecoveryDeps(
+            deps = HostRecoveryDeps(
                 inventory=services.inventory,
                 compute=services.compute,
                 power=services.power,
@@ -70,6 +73,10 @@ def run_recovery(notification_uuid: str) -> str:
                 ),
             )
         return record.status.value
+    except Aborted as exc:
+        log.warning("recovery aborted", extra={"notification_uuid": notification_uuid, "by": exc.by})
+        ended = ctx.finish(Status.FAILED, Reason.ABORTED, f"{exc.message}; what was done before stays done")
+        return ended.status.value
     except LeaseLost:
         log.warning(
             "lease lost; leaving the recovery to its new owner",

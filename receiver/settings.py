@@ -66,6 +66,25 @@ class StormSettings(_Section):
     max_down_share: float = Field(default=0.34, gt=0, le=1)
 
 
+class VerifySettings(_Section):
+    """Re-verification just before fencing: independent signals must still say the host is down."""
+
+    heartbeat_stale_s: float = Field(default=60.0, gt=0)  # Nova agrees if the last heartbeat is older
+    wait_s: float = Field(default=120.0, ge=0)  # how long to wait for the signals to agree
+    poll_interval_s: float = Field(default=2.0, gt=0)
+    min_agree: int | None = Field(default=None, ge=1)  # None: every signal asked must agree
+    prometheus_url: str = ""  # when set, the alert must still be firing there
+
+
+class ApprovalSettings(_Section):
+    """When a human must say yes before a host is fenced, and how long the question stays open."""
+
+    required: bool = False  # every host recovery waits for approval
+    max_instances: int = Field(default=0, ge=0)  # more instances on the host: approval (0: no limit)
+    max_hosts_in_flight: int = Field(default=0, ge=0)  # more host recoveries open: approval (0: no limit)
+    expire_s: float = Field(default=3600.0, gt=0)
+
+
 class EvacuationSettings(_Section):
     concurrency: int = Field(default=4, ge=1, le=64)
     timeout_s: float = Field(default=600.0, gt=0)
@@ -139,6 +158,9 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = WebhookSettings()
     fencing: FencingSettings = FencingSettings()
     storm: StormSettings = StormSettings()
+    verify: VerifySettings = VerifySettings()
+    approval: ApprovalSettings = ApprovalSettings()
+    shadow: bool = False  # run the whole pipeline, record what would be done, touch nothing
     evacuation: EvacuationSettings = EvacuationSettings()
     process: ProcessSettings = ProcessSettings()
     instance: InstanceSettings = InstanceSettings()

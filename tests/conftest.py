@@ -46,6 +46,7 @@ def make_settings(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) ->
             "fencing": {"power_off_timeout_s": 10, "poll_interval_s": 0.2, "bmc_timeout_s": 3},
             "evacuation": {"poll_interval_s": 0.1, "timeout_s": 60},
             "worker": {"lease_ttl_s": 4, "reconcile_interval_s": 1},
+            "verify": {"poll_interval_s": 0.2, "wait_s": 30},
         }
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(values.get(key), dict):

@@ -296,6 +296,26 @@ class RecordStore:
             )
         return bool(ok), int(others)
 
+    # -- operator control -----------------------------------------------------------------
+    def request_abort(self, uuid: str, by: str, at: str) -> None:
+        with translate_errors():
+            self.redis.set(f"{self.prefix}:abort:{uuid}", _dumps({"by": by, "at": at}))
+
+    def abort_requested(self, uuid: str) -> dict[str, str] | None:
+        with translate_errors():
+            raw = self.redis.get(f"{self.prefix}:abort:{uuid}")
+        return None if raw is None else dict(json.loads(raw))
+
+    def reclaim(self, uuid: str, claim: str) -> str | None:
+        """Take `claim` for a record being reopened; returns the holder if someone else has it."""
+        with translate_errors():
+            ok = self.redis.set(self.claim_key(claim), uuid, nx=True)
+            if ok:
+                self.redis.sadd(self._open, uuid)
+                return None
+            holder = self.redis.get(self.claim_key(claim))
+        return None if holder is not None and _text(holder) == uuid else (_text(holder) if holder else None)
+
     # -- leases: which worker runs a record now -----------------------------------------
     def acquire_lease(self, uuid: str, ttl_s: float) -> str | None:
         token = secrets.token_hex(16)

@@ -31,6 +31,12 @@ class Reason(enum.StrEnum):
     SEGMENT_DISABLED = "segment_disabled"
     NO_FENCE_METHOD = "no_fence_method"
     STORM_GUARD = "storm_guard"
+    NOT_VERIFIED = "not_verified"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVAL_REJECTED = "approval_rejected"
+    APPROVAL_EXPIRED = "approval_expired"
+    SHADOW_MODE = "shadow_mode"
+    ABORTED = "aborted"
     FENCE_CONFIG_INVALID = "fence_config_invalid"
     # worker: fencing
     BMC_UNREACHABLE = "bmc_unreachable"

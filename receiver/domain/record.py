@@ -159,6 +159,26 @@ class Notification:
             updated_at=iso(now),
         )
 
+    def reopen(self, now: datetime, message: str) -> Notification:
+        """An operator's retry of a failed recovery: back to running, failed moves pending again."""
+        if self.status is not Status.FAILED:
+            raise InvalidTransition(f"{self.notification_uuid}: only a failed recovery can be retried")
+        moves = tuple(
+            replace(m, status=MoveStatus.PENDING, dest_host=None, start_time=None, end_time=None, message="")
+            if m.status is MoveStatus.FAILED
+            else m
+            for m in self.vmoves
+        )
+        return replace(
+            self,
+            status=Status.RUNNING,
+            vmoves=moves,
+            attempt=self.attempt + 1,
+            reason=None,
+            message=message,
+            updated_at=iso(now),
+        )
+
     def advance(self, phase: Phase, now: datetime) -> Notification:
         """Move the resumable pointer forward; never backwards."""
         if PHASE_ORDER.index(phase) < PHASE_ORDER.index(self.phase):
@@ -180,6 +200,10 @@ class Notification:
 
     def vmove(self, instance_uuid: str) -> VMove | None:
         return next((m for m in self.vmoves if m.instance_uuid == instance_uuid), None)
+
+    def with_reason(self, reason: str, message: str, now: datetime) -> Notification:
+        """Why an open record is where it is (e.g. waiting for approval), without a transition."""
+        return replace(self, reason=reason, message=message, updated_at=iso(now))
 
     def mark(self, name: str, value: str, now: datetime) -> Notification:
         return replace(self, marks={**self.marks, name: value}, updated_at=iso(now))

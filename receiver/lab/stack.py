@@ -184,6 +184,7 @@ def running_stack(
             "fencing": {"poll_interval_s": 0.25},
             "evacuation": {"poll_interval_s": 0.25},
             "worker": {"lease_ttl_s": 6, "reconcile_interval_s": 2},
+            "verify": {"poll_interval_s": 0.25, "wait_s": 60},
             **(settings or {}),
         }
         config_path = workdir / "lazarus.yaml"

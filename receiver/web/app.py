@@ -23,7 +23,7 @@ from receiver.domain.alerts import parse_webhook
 from receiver.errors import InputError, NotFound, StoreUnavailable
 from receiver.metrics import RedisStateCollector
 from receiver.settings import load_settings
-from receiver.web import views
+from receiver.web import operator_api, views
 from receiver.web.auth import Credentials
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ def create_app(services: Services | None = None) -> Flask:
     _boundary(app, credentials, requests_total, hook.max_body_bytes)
     _webhook_routes(app, services, heartbeat)
     _read_routes(app, services)
+    operator_api.register(app, services)
     _ops_routes(app, services, registry, heartbeat)
     return app
 

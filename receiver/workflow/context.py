@@ -25,6 +25,15 @@ class LeaseLost(LazarusError):
     retryable = True
 
 
+class Aborted(LazarusError):
+    """An operator aborted the recovery: stop before the next step; what was done stays recorded."""
+
+    def __init__(self, by: str, at: str) -> None:
+        super().__init__(f"aborted by {by} at {at}")
+        self.by = by
+        self.at = at
+
+
 @dataclass
 class Clock:
     now: Callable[[], datetime]
@@ -80,6 +89,14 @@ class RecoveryContext:
     uuid: str
     events: EventPublisher = field(default_factory=NullPublisher)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def checkpoint(self) -> None:
+        """Call before every action with an effect outside Redis: we still own the run, and
+        nobody aborted it."""
+        self.lease.check()
+        abort = self.store.abort_requested(self.uuid)
+        if abort is not None:
+            raise Aborted(abort["by"], abort["at"])
 
     def publish(self, kind: EventKind, record: Notification) -> None:
         """Tell humans; a notifier problem is logged and never fails the recovery."""

@@ -77,7 +77,7 @@ def _drive(
     if action is ResumeAction.EVACUATE:
         move = replace(move, status=MoveStatus.ONGOING, start_time=iso(started))
         ctx.update(lambda r: r.with_vmove(move, started))
-        ctx.lease.check()
+        ctx.checkpoint()
         try:
             _evacuate_once(compute, move)
         except ComputeError as exc:
@@ -117,7 +117,7 @@ def _watch(ctx: RecoveryContext, compute: Compute, policy: EvacuationSettings, m
             _end(ctx, move, MoveStatus.FAILED, server.host, judgement.message)
             return
         if judgement.verdict is MoveVerdict.NEEDS_START and not started_it:
-            ctx.lease.check()
+            ctx.checkpoint()
             try:
                 retry_transient(lambda: compute.start(move.instance_uuid))
             except ComputeError as exc:

@@ -34,7 +34,7 @@ def fence(
     deadline = ctx.clock.now().timestamp() + policy.power_off_timeout_s
     last = FenceResult(False, Reason.BMC_UNREACHABLE, "no fence attempt was made")
     for attempt in range(1, policy.power_off_attempts + 1):
-        ctx.lease.check()
+        ctx.checkpoint()
         started = ctx.clock.now()
         before = _read(power, target)
         ctx.step(

@@ -10,31 +10,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from receiver.adapters.redis_inventory import InventoryStore
 from receiver.domain.events import EventKind
 from receiver.domain.model import ComputeService
 from receiver.domain.reasons import Reason
-from receiver.domain.record import MoveStatus, Notification, Phase, Status
-from receiver.domain.storm import StormPolicy, StormVerdict, judge_storm
+from receiver.domain.record import FenceAttempt, MoveStatus, Notification, Phase, Status, iso
 from receiver.errors import ComputeError, ComputeRejected, ConfigError, NotFound
-from receiver.ports import Compute, PowerController
-from receiver.settings import Settings
+from receiver.ports import Compute
+from receiver.workflow import gates
 from receiver.workflow.context import RecoveryContext
+from receiver.workflow.deps import HostRecoveryDeps
 from receiver.workflow.evacuation import plan_moves, run_moves
 from receiver.workflow.fencing import fence
 from receiver.workflow.retry import retry_transient
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class HostRecoveryDeps:
-    inventory: InventoryStore
-    compute: Callable[[], Compute]
-    power: Callable[[str], PowerController]  # by fence driver name
-    settings: Settings
 
 
 def disable_reason(uuid: str) -> str:
@@ -101,12 +91,6 @@ def _check(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notif
             Reason.SEGMENT_DISABLED,
             f"segment {host.segment.name} is disabled; nothing was touched",
         )
-    if host.spec.bmc is None:
-        return ctx.finish(
-            Status.FAILED,
-            Reason.NO_FENCE_METHOD,
-            f"host {host.spec.name} has no fence method; refusing to evacuate without proof it is off",
-        )
     now = ctx.clock.now()
     ctx.update(lambda r: r.advance(Phase.CHECKED, now))
     ctx.update(lambda r: _with_host_ids(r, host.spec.uuid, host.segment.uuid))
@@ -127,57 +111,49 @@ def _with_host_ids(record: Notification, host_uuid: str, segment_uuid: str) -> N
 
 def _fence(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notification | None:
     host = deps.inventory.host(hostname)
-    if host is None or host.spec.bmc is None:
-        return ctx.finish(Status.FAILED, Reason.NO_FENCE_METHOD, f"host {hostname} lost its fence method")
-    try:
-        target = host.spec.bmc.target(hostname)
-    except ConfigError as exc:
-        return ctx.finish(Status.FAILED, Reason.FENCE_CONFIG_INVALID, exc.message)
-    storm = _storm_verdict(ctx, deps)
-    if not storm.allowed:
-        log.error(
-            "storm guard: fencing nothing", extra={"notification_uuid": ctx.uuid, "detail": storm.message}
-        )
-        return ctx.finish(Status.IGNORED, storm.reason or Reason.STORM_GUARD, storm.message)
-    result = fence(ctx, deps.power(target.driver), target, deps.settings.fencing)
-    if not result.confirmed_off:
-        return ctx.finish(
-            Status.FAILED,
-            result.reason or Reason.POWER_STILL_ON,
-            f"fencing failed, nothing evacuated: {result.message}",
-        )
+    if host is None:
+        return ctx.finish(Status.FAILED, Reason.HOST_NOT_IN_INVENTORY, f"host {hostname} left the inventory")
+    waiting_or_refused = gates.pre_fence(ctx, deps, host)
+    if waiting_or_refused is not None:
+        return waiting_or_refused
+    if host.spec.bmc is None:
+        # Only reachable through an approval: the operator's word, with who and when, is the proof.
+        _record_operator_confirmation(ctx, hostname)
+    else:
+        try:
+            target = host.spec.bmc.target(hostname)
+        except ConfigError as exc:
+            return ctx.finish(Status.FAILED, Reason.FENCE_CONFIG_INVALID, exc.message)
+        result = fence(ctx, deps.power(target.driver), target, deps.settings.fencing)
+        if not result.confirmed_off:
+            return ctx.finish(
+                Status.FAILED,
+                result.reason or Reason.POWER_STILL_ON,
+                f"fencing failed, nothing evacuated: {result.message}",
+            )
     now = ctx.clock.now()
     # The host is off and stays out of service until an operator reinstates it (rule 5).
     deps.inventory.set_maintenance(hostname, f"fenced by recovery {ctx.uuid}", ctx.uuid, now)
-    ctx.update(lambda r: r.advance(Phase.FENCED, now))
+    ctx.update(lambda r: r.advance(Phase.FENCED, now).sleep_until(None, now))
     return None
 
 
-def _storm_verdict(ctx: RecoveryContext, deps: HostRecoveryDeps) -> StormVerdict:
-    """Safety rule 6, checked just before the fence; the fence budget is reserved atomically."""
-    config = deps.settings.storm
-    policy = StormPolicy(config.max_fences, config.window_s, config.max_down_share)
-    inventory_hosts = len(deps.inventory.hosts())
-    open_recoveries = ctx.store.count_open()
-    verdict = judge_storm(
-        open_host_recoveries=open_recoveries,
-        inventory_hosts=inventory_hosts,
-        fences_in_window=0,
-        policy=policy,
+def _record_operator_confirmation(ctx: RecoveryContext, hostname: str) -> None:
+    marks = ctx.record().marks
+    now = ctx.clock.now()
+    evidence = FenceAttempt(
+        method="operator",
+        bmc="-",
+        power_before="unknown",
+        power_after="off",
+        started_at=marks[gates.APPROVED_AT],
+        ended_at=iso(now),
+        outcome="operator_confirmed_off",
+        message=f"{marks[gates.APPROVED_BY]} confirmed {hostname} is powered off "
+        f"(approval at {marks[gates.APPROVED_AT]})",
     )
-    if not verdict.allowed:
-        return verdict
-    reserved, others = ctx.store.reserve_slot(
-        "fences", ctx.uuid, ctx.clock.now(), config.window_s, config.max_fences
-    )
-    if reserved:
-        return verdict
-    return judge_storm(
-        open_host_recoveries=open_recoveries,
-        inventory_hosts=inventory_hosts,
-        fences_in_window=others,
-        policy=policy,
-    )
+    ctx.update(lambda r: r.with_fence_attempt(evidence, now))
+    ctx.step("fence", "succeeded", evidence.message)
 
 
 def _tell_nova(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notification | None:
@@ -187,7 +163,7 @@ def _tell_nova(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> N
         if not ctx.record().reached(Phase.NOVA_FORCED_DOWN):
             service = _force_down(ctx, compute, service)
         if service.status != "disabled":
-            ctx.lease.check()
+            ctx.checkpoint()
             retry_transient(lambda: compute.disable(service, disable_reason(ctx.uuid)))
         now = ctx.clock.now()
         ctx.update(lambda r: r.advance(Phase.NOVA_DISABLED, now))
@@ -205,7 +181,7 @@ def _tell_nova(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> N
 
 def _force_down(ctx: RecoveryContext, compute: Compute, service: ComputeService) -> ComputeService:
     if not service.forced_down:
-        ctx.lease.check()
+        ctx.checkpoint()
         service = retry_transient(lambda: compute.force_down(service))
     now = ctx.clock.now()
     ctx.update(lambda r: r.advance(Phase.NOVA_FORCED_DOWN, now))

@@ -101,14 +101,14 @@ def _stop_start(ctx: RecoveryContext, policy: InstanceSettings, compute: Compute
     if not ctx.record().reached(Phase.INSTANCE_STOPPED):
         server = retry_transient(lambda: compute.server(instance))
         if server.status.upper() != "SHUTOFF":
-            ctx.lease.check()
+            ctx.checkpoint()
             _tolerating_conflict(ctx, lambda: compute.stop(instance), "stop")
         _wait(ctx, policy, compute=compute, instance=instance, done=_is_stopped, what="SHUTOFF")
         now = ctx.clock.now()
         ctx.update(lambda r: r.advance(Phase.INSTANCE_STOPPED, now))
         ctx.step("stop", "succeeded", f"{instance} is SHUTOFF")
     if not ctx.record().reached(Phase.INSTANCE_STARTED):
-        ctx.lease.check()
+        ctx.checkpoint()
         _tolerating_conflict(ctx, lambda: compute.start(instance), "start")
         now = ctx.clock.now()
         ctx.update(lambda r: r.advance(Phase.INSTANCE_STARTED, now))
@@ -117,7 +117,7 @@ def _stop_start(ctx: RecoveryContext, policy: InstanceSettings, compute: Compute
 
 def _hard_reboot(ctx: RecoveryContext, policy: InstanceSettings, compute: Compute, instance: str) -> None:
     if not ctx.record().reached(Phase.INSTANCE_STARTED):
-        ctx.lease.check()
+        ctx.checkpoint()
         _tolerating_conflict(ctx, lambda: compute.reboot(instance, hard=True), "hard reboot")
         now = ctx.clock.now()
         ctx.update(lambda r: r.advance(Phase.INSTANCE_STARTED, now))

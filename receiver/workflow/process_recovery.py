@@ -106,7 +106,7 @@ def _disable(ctx: RecoveryContext, deps: ProcessRecoveryDeps, hostname: str) -> 
         return ctx.finish(Status.IGNORED, decision.reason or Reason.DISABLED_BY_OPERATOR, decision.message)
     now = ctx.clock.now()
     if decision.action is ProcessAction.DISABLE:
-        ctx.lease.check()
+        ctx.checkpoint()
         # Marked before the call: a resumed run must not mistake its own disable for an operator's.
         ctx.update(lambda r: r.mark(DISABLED_AT, iso(now), now))
         retry_transient(lambda: compute.disable(service, disable_reason(ctx.uuid)))
@@ -169,7 +169,7 @@ def _watch(ctx: RecoveryContext, deps: ProcessRecoveryDeps, hostname: str) -> No
 
 
 def _reenable(ctx: RecoveryContext, compute: Compute, service: ComputeService, why: str) -> Notification:
-    ctx.lease.check()
+    ctx.checkpoint()
     retry_transient(lambda: compute.enable(service))
     now = ctx.clock.now()
     ctx.update(lambda r: r.advance(Phase.DONE, now).sleep_until(None, now))

@@ -73,6 +73,7 @@ def test_unproven_fence_stops_before_nova(
     lab_rig: LabRig, fault: str, reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    lab_rig.control.hang("node-01")  # Nova sees it down; its BMC still answers ON
     lab_rig.control.bmc_fault("node-01", fault)
     publisher = RecordingPublisher()
     lab_rig.services.events = publisher

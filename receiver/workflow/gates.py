@@ -1,0 +1,206 @@
+"""The gates a host recovery passes before anything is fenced, cheapest and most absolute first.
+
+1. Storm guard (safety rule 6): too many hosts at once means the observer is broken.
+2. Re-verification: Nova (and Prometheus, when configured) must still say the host is down.
+3. Shadow mode: record exactly what would be done, touch nothing.
+4. Approval: required by settings, by the blast radius, or because the host has no fence
+   method (then the operator's approval, with who and when, is the proof it is off).
+Every refusal ends the record with a reason; a wait for approval keeps it open and visible.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from receiver.adapters.redis_inventory import HostView
+from receiver.domain.events import EventKind
+from receiver.domain.model import Server
+from receiver.domain.reasons import Reason
+from receiver.domain.record import MoveStatus, Notification, Status, iso
+from receiver.domain.storm import StormPolicy, StormVerdict, judge_storm
+from receiver.domain.verify import Signal, VerifyVerdict, judge_signals, nova_signal
+from receiver.errors import LazarusError
+from receiver.workflow.context import RecoveryContext
+from receiver.workflow.deps import HostRecoveryDeps
+from receiver.workflow.evacuation import plan_moves
+from receiver.workflow.retry import retry_transient
+
+log = logging.getLogger(__name__)
+
+APPROVAL_REQUESTED = "approval_requested_at"
+APPROVED_BY = "approved_by"
+APPROVED_AT = "approved_at"
+REJECTED_BY = "rejected_by"
+REJECTED_AT = "rejected_at"
+
+
+def pre_fence(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> Notification | None:
+    """Run the gates; None means: go ahead and fence."""
+    storm = storm_verdict(ctx, deps)
+    if not storm.allowed:
+        log.error(
+            "storm guard: fencing nothing", extra={"notification_uuid": ctx.uuid, "detail": storm.message}
+        )
+        return ctx.finish(Status.IGNORED, storm.reason or Reason.STORM_GUARD, storm.message)
+    verdict = _reverify(ctx, deps, host)
+    ctx.step("verify", "succeeded" if verdict.proceed else "failed", verdict.message)
+    if not verdict.proceed:
+        return ctx.finish(Status.IGNORED, verdict.reason or Reason.NOT_VERIFIED, verdict.message)
+    compute = deps.compute()
+    servers = retry_transient(lambda: compute.servers_on(host.spec.name))
+    plan = _describe_plan(host, servers)
+    if deps.settings.shadow:
+        return _shadow(ctx, host, servers, plan)
+    why = _approval_needed(ctx, deps, host, servers)
+    if why:
+        return _await_approval(ctx, deps, why, plan)
+    return None
+
+
+def storm_verdict(ctx: RecoveryContext, deps: HostRecoveryDeps) -> StormVerdict:
+    """Safety rule 6, checked just before the fence; the fence budget is reserved atomically."""
+    config = deps.settings.storm
+    policy = StormPolicy(config.max_fences, config.window_s, config.max_down_share)
+    inventory_hosts = len(deps.inventory.hosts())
+    open_recoveries = ctx.store.count_open()
+    verdict = judge_storm(
+        open_host_recoveries=open_recoveries,
+        inventory_hosts=inventory_hosts,
+        fences_in_window=0,
+        policy=policy,
+    )
+    if not verdict.allowed:
+        return verdict
+    reserved, others = ctx.store.reserve_slot(
+        "fences", ctx.uuid, ctx.clock.now(), config.window_s, config.max_fences
+    )
+    if reserved:
+        return verdict
+    return judge_storm(
+        open_host_recoveries=open_recoveries,
+        inventory_hosts=inventory_hosts,
+        fences_in_window=others,
+        policy=policy,
+    )
+
+
+def _reverify(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> VerifyVerdict:
+    """Ask the signals again, for up to `verify.wait_s`: Nova lags the alert by its service_down_time."""
+    policy = deps.settings.verify
+    deadline = ctx.clock.now() + timedelta(seconds=policy.wait_s)
+    while True:
+        signals = _signals(ctx, deps, host)
+        verdict = judge_signals(signals, policy.min_agree)
+        if verdict.proceed or ctx.clock.now() >= deadline:
+            return verdict
+        ctx.clock.sleep(policy.poll_interval_s)
+
+
+def _signals(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> list[Signal]:
+    from receiver.adapters.prometheus import PrometheusAlerts
+
+    policy = deps.settings.verify
+    compute = deps.compute()
+    try:
+        service = retry_transient(lambda: compute.service(host.spec.name))
+        signals = [nova_signal(service, ctx.clock.now(), policy.heartbeat_stale_s)]
+    except LazarusError as exc:
+        signals = [Signal("nova", None, f"could not ask Nova: {exc.message}")]
+    if policy.prometheus_url:
+        alertname = str(ctx.record().payload.get("alertname", ""))
+        label = deps.settings.webhook.host_label
+        try:
+            firing = PrometheusAlerts(policy.prometheus_url).firing(alertname, label, host.spec.name)
+            detail = f"{alertname} {'still firing' if firing else 'no longer firing'} in Prometheus"
+            signals.append(Signal("prometheus", firing, detail))
+        except LazarusError as exc:
+            signals.append(Signal("prometheus", None, exc.message))
+    return signals
+
+
+def _describe_plan(host: HostView, servers: list[Server]) -> str:
+    bmc = host.spec.bmc
+    fence = (
+        f"fence {host.spec.name} via {bmc.driver} at {bmc.address}:{bmc.port}"
+        if bmc
+        else (f"fence {host.spec.name}: no fence method, an operator must confirm it is off")
+    )
+    names = ", ".join(f"{s.name} ({s.status})" for s in servers) or "none"
+    return f"{fence}; force down and disable its compute service; evacuate {len(servers)} instances: {names}"
+
+
+def _shadow(ctx: RecoveryContext, host: HostView, servers: list[Server], plan: str) -> Notification:
+    now = ctx.clock.now()
+
+    def record_plan(r: Notification) -> Notification:
+        for move in plan_moves(servers, host.spec.name):
+            r = r.with_vmove(
+                move.__class__(
+                    **{
+                        **move.__dict__,
+                        "status": MoveStatus.IGNORED,
+                        "message": "shadow mode: would evacuate (the scheduler would choose)",
+                    }
+                ),
+                now,
+            )
+        return r
+
+    ctx.update(record_plan)
+    ctx.step("shadow", "skipped", f"shadow mode, nothing touched; would {plan}")
+    return ctx.finish(Status.FINISHED, Reason.SHADOW_MODE, f"shadow mode: would {plan}")
+
+
+def _approval_needed(
+    ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView, servers: list[Server]
+) -> str | None:
+    policy = deps.settings.approval
+    if host.spec.bmc is None:
+        return "the host has no fence method: an operator must confirm it is powered off"
+    if policy.required:
+        return "approval is required for every host recovery"
+    if policy.max_instances and len(servers) > policy.max_instances:
+        return f"{len(servers)} instances on the host (more than {policy.max_instances})"
+    open_now = ctx.store.count_open()
+    if policy.max_hosts_in_flight and open_now > policy.max_hosts_in_flight:
+        return f"{open_now} recoveries in flight (more than {policy.max_hosts_in_flight})"
+    return None
+
+
+def _await_approval(ctx: RecoveryContext, deps: HostRecoveryDeps, why: str, plan: str) -> Notification | None:
+    record = ctx.record()
+    marks = record.marks
+    if APPROVED_BY in marks:
+        ctx.step("approval", "succeeded", f"approved by {marks[APPROVED_BY]} at {marks[APPROVED_AT]} ({why})")
+        return None
+    if REJECTED_BY in marks:
+        return ctx.finish(
+            Status.IGNORED,
+            Reason.APPROVAL_REJECTED,
+            f"rejected by {marks[REJECTED_BY]} at {marks[REJECTED_AT]}; nothing was touched",
+        )
+    now = ctx.clock.now()
+    if APPROVAL_REQUESTED in marks:
+        expires = datetime.fromisoformat(marks[APPROVAL_REQUESTED]) + timedelta(
+            seconds=deps.settings.approval.expire_s
+        )
+        if now >= expires:
+            return ctx.finish(
+                Status.FAILED,
+                Reason.APPROVAL_EXPIRED,
+                f"nobody approved within {deps.settings.approval.expire_s:.0f}s; nothing was touched",
+            )
+        return ctx.update(lambda r: r.sleep_until(expires, now))
+    expires = now + timedelta(seconds=deps.settings.approval.expire_s)
+    message = f"waiting for approval ({why}): would {plan}"
+    record = ctx.update(
+        lambda r: (
+            r.mark(APPROVAL_REQUESTED, iso(now), now)
+            .sleep_until(expires, now)
+            .with_reason(Reason.AWAITING_APPROVAL.value, message, now)
+        )
+    )
+    record = ctx.step("approval", "started", message)
+    ctx.publish(EventKind.NEEDS_APPROVAL, record)
+    return record
