@@ -268,3 +268,21 @@ def test_segments_and_hosts_read_api(client: FlaskClient) -> None:
     assert hosts[0]["fencing"]["password_ref"] == "file:/etc/lazarus/bmc/node-01"
     assert "password" not in {k for k in hosts[0]["fencing"] if k != "password_ref"}
     assert client.get("/v1/segments/nope/hosts", headers=AUTH).status_code == 404
+
+
+def test_operator_actions_over_http(client: FlaskClient) -> None:
+    uuid = post(client, webhook(host_alert("node-01"))).get_json()["alerts"][0]["notification_uuid"]
+    url = f"/v1/notifications/{uuid}"
+    assert client.post(f"{url}/abort", json={"by": "alice"}).status_code == 401
+    no_name = client.post(f"{url}/abort", json={}, headers=AUTH)
+    assert no_name.status_code == 400 and no_name.get_json()["error"]["field"] == "by"
+    assert client.post(f"{url}/explode", json={"by": "alice"}, headers=AUTH).status_code == 400
+    not_waiting = client.post(f"{url}/approve", json={"by": "alice"}, headers=AUTH)
+    assert (
+        not_waiting.status_code == 400
+        and "not waiting for approval" in not_waiting.get_json()["error"]["message"]
+    )
+    aborted = client.post(f"{url}/abort", json={"by": "alice"}, headers=AUTH).get_json()["notification"]
+    assert (aborted["status"], aborted["reason"]) == ("failed", "aborted")
+    assert "aborted by alice" in aborted["message"]
+    assert client.post("/v1/notifications/nope/abort", json={"by": "a"}, headers=AUTH).status_code == 404
