@@ -1,6 +1,6 @@
 """The lab cloud: its state (`receiver.lab.state`) plus Nova's rules for what the API asks:
 boot and delete, service updates, start / stop / reboot / lock, and evacuation
-(`receiver.lab.evacuation`).
+(`receiver.lab.evacuation`); and guests that crash, with Nova's power-state sync.
 
 Each method checks what real Nova checks, in Nova's order and with Nova's messages, then
 either changes the state at once (as Nova's API does) or queues the change for `tick()`
@@ -10,6 +10,7 @@ that host is not RUNNING (hung, compute dead, powered off), as Nova's RPC casts 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 
 from receiver.lab import model
 from receiver.lab.evacuation import Evacuations
@@ -79,7 +80,8 @@ class Cloud(Evacuations):
 
             def spawned(when: float) -> None:
                 if server.id in self.servers and server.vm_state == "building":
-                    server.vm_state, server.task_state, server.power_state = "active", None, model.RUNNING
+                    server.vm_state, server.task_state = "active", None
+                    server.record_power_state(model.RUNNING)
                     server.updated = server.launched_at = when
                     self._recount(server.host)
 
@@ -155,6 +157,51 @@ class Cloud(Evacuations):
         else:
             self._power_action(server_id, "reboot", allowed=("active",), task="rebooting", vm_state="active")
 
+    def crash(
+        self, server_id: str, power_state: int = model.SHUTDOWN, sync_after: float | None = None
+    ) -> None:
+        """The guest stops on its own: the hypervisor reports `power_state` (SHUTDOWN when its
+        QEMU died or it panicked under libvirt's default on_crash=destroy; CRASHED when
+        on_crash=preserve keeps it) while Nova's record still says active and RUNNING. Only
+        nova-compute's power-state sync updates that record, and the same sync then stops
+        the instance (Nova's _sync_instance_power_state). With `sync_after` it runs that many
+        seconds later, once the host's nova-compute works: in Nova, libvirt's STOPPED
+        lifecycle event is handled 15 s after the stop; a CRASHED guest raises no lifecycle
+        event Nova maps, so only the periodic sync (sync_power_state_interval, 600 s) finds it.
+        None: nothing syncs."""
+        if power_state not in (model.SHUTDOWN, model.CRASHED):
+            raise ValueError("a crashed guest is SHUTDOWN (4) or CRASHED (6)")
+        if sync_after is not None and sync_after < 0:
+            raise ValueError("sync_after must be >= 0")
+        with self.lock:
+            server = self.server(server_id)
+            if server.host is None or not self.hosts[server.host].powered_on:
+                raise NovaError(409, f"server {server.id} is on no powered-on host")
+            if server.hypervisor_power_state != model.RUNNING:
+                raise NovaError(409, f"server {server.id} is not running on its hypervisor")
+            server.unsynced_power_state = power_state
+            if sync_after is not None:
+                host = server.host
+                self._cast(host, sync_after, lambda now: self._sync_power_state(server, host, now))
+
+    def _sync_power_state(self, server: Instance, host: str, now: float) -> None:
+        """nova/compute/manager.py _sync_instance_power_state, for the states the lab has."""
+        if server.id not in self.servers or server.host != host:
+            return  # deleted, or evacuated: another compute owns it now
+        if server.task_state is not None:
+            # Nova skips it; whatever the task does records the guest's power state when it ends.
+            return
+        actual = server.hypervisor_power_state
+        if actual != server.power_state:
+            server.record_power_state(actual)
+            server.updated = now
+            self._recount(host)
+        if server.vm_state == "active" and actual in (model.SHUTDOWN, model.CRASHED):
+            # _stop_unexpected_shutdown_instance: "Instance shutdown by itself. Calling the stop
+            # API." As admin, so a lock does not stop it; a refusal is only logged by Nova.
+            with suppress(NovaError):
+                self.stop_server(server.id)
+
     def _power_action(
         self,
         server_id: str,
@@ -180,7 +227,8 @@ class Cloud(Evacuations):
                 if server.id not in self.servers or server.host != host or server.task_state != task:
                     return  # deleted, evacuated or re-tasked meanwhile
                 server.vm_state, server.task_state, server.updated = vm_state, None, now
-                server.power_state = model.RUNNING if vm_state == "active" else model.SHUTDOWN
+                # Powering off a crashed guest leaves it off; starting or rebooting one runs it.
+                server.record_power_state(model.RUNNING if vm_state == "active" else model.SHUTDOWN)
                 self._recount(server.host)
 
             self._cast(host, self.settings.action_delay, finish)

@@ -140,7 +140,7 @@ class Evacuations(CloudState):
             return
         self._place(server, destination)
         server.vm_state = "stopped" if stay_stopped else "active"
-        server.power_state = model.SHUTDOWN if stay_stopped else model.RUNNING
+        server.record_power_state(model.SHUTDOWN if stay_stopped else model.RUNNING)
         server.task_state, server.fault, server.updated = None, None, now
         self._recount(destination)
         if migration is not None:

@@ -5,7 +5,8 @@ Served under `/exporters` on the lab's HTTP port, without the lab's token (expor
     GET /exporters/<host>/node/metrics      node-exporter: build info and the systemd collector's
                                             node_systemd_unit_state for nova-compute and libvirtd
     GET /exporters/<host>/libvirt/metrics   Debian's prometheus-libvirt-exporter 0.2.0 (kumina): running
-                                            domains only, libvirt_domain_state_code{domain,uuid}
+                                            domains only (a crashed one drops out),
+                                            libvirt_domain_state_code{domain,uuid}
     GET /exporters/probe?module=icmp&target=<host>
                                             blackbox_exporter's ICMP probe: probe_success 1 or 0 (the
                                             prober itself always answers 200)
@@ -129,7 +130,7 @@ def libvirt_metrics(cloud: CloudState, host: str) -> str:
         running = [
             (s.id, s.flavor.vcpus, s.flavor.ram)
             for s in (cloud.servers[i] for i in cloud.servers_by_host.get(host, {}))
-            if s.power_state == model.RUNNING
+            if s.hypervisor_power_state == model.RUNNING  # libvirt's view, not Nova's record
         ]
     lines = [
         "# HELP libvirt_domain_info_maximum_memory_bytes Maximum allowed memory of the domain, in bytes.",

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 NOSTATE = 0
 RUNNING = 1
 SHUTDOWN = 4
+CRASHED = 6
 
 # Nova's API status of each (vm_state, task_state), from nova/api/openstack/common.py's _STATE_MAP
 # for the states the lab uses: "default" when no listed task changes it.
@@ -118,7 +119,13 @@ class Host:
 
 @dataclass
 class Instance:
-    """A server. `host` is `OS-EXT-SRV-ATTR:host` (and its hypervisor_hostname: one node per host)."""
+    """A server. `host` is `OS-EXT-SRV-ATTR:host` (and its hypervisor_hostname: one node per host).
+
+    `power_state` is Nova's record (`OS-EXT-STS:power_state`), not the hypervisor's live view:
+    nova-compute writes it when it changes the guest's power itself and when its power-state
+    sync runs. A guest that stops on its own leaves it at RUNNING until then; meanwhile
+    `unsynced_power_state` holds what the hypervisor reports.
+    """
 
     id: str
     name: str
@@ -137,6 +144,16 @@ class Instance:
     fault: dict[str, Any] | None = None
     image_id: str = "11111111-1111-4111-8111-111111111111"
     launched_at: float | None = None  # None until it first ran; Nova evacuates only launched servers
+    unsynced_power_state: int | None = None  # the hypervisor's, while Nova's record lags; None: as recorded
+
+    @property
+    def hypervisor_power_state(self) -> int:
+        """What the hypervisor (libvirt) reports for the guest now."""
+        return self.power_state if self.unsynced_power_state is None else self.unsynced_power_state
+
+    def record_power_state(self, state: int) -> None:
+        """nova-compute read `state` from its driver and saved it: Nova's record is current again."""
+        self.power_state, self.unsynced_power_state = state, None
 
     @property
     def status(self) -> str:
