@@ -18,6 +18,11 @@ Standalone (for the real-Nova test tier, beside a BMC-less test bed):
 
 keeps the power state in memory (starting ON), runs the hook commands (without a shell)
 on each transition and writes the bound UDP port into the ready file once listening.
+
+Each BMC counts what it receives (`BmcFleet.request_counts()`): every RMCP/IPMI message,
+session setup included and even while muted, and among its commands the power reads (Get
+Chassis Status) and power changes (Chassis Control), so tests can prove a flow never
+touched a BMC.
 """
 
 from __future__ import annotations
@@ -45,9 +50,16 @@ CC_UNSPECIFIED = 0xFF
 # RMCP+ status codes (IPMI 2.0 spec, table 13-15).
 RMCP_UNAUTHORIZED_NAME = 0x0D
 RMCP_NO_CIPHER_SUITE_MATCH = 0x11
+# IPMI 2.0 passwords are at most 20 bytes (ipmitool refuses a longer one).
+IPMI_PASSWORD_MAX_BYTES = 20
 # The only algorithms pyghmi's server implements (cipher suite 3):
 # RAKP-HMAC-SHA1, HMAC-SHA1-96, AES-CBC-128.
 _SUITE_3 = (1, 1, 1)
+# The chassis commands that read and change power (IPMI 2.0 spec, table G-1).
+NETFN_CHASSIS = 0x00
+CMD_GET_CHASSIS_STATUS = 0x01
+CMD_CHASSIS_CONTROL = 0x02
+REQUEST_COUNTERS = ("requests", "power_reads", "power_changes")
 # How long one event-loop turn may block; bounds how quickly stop() is noticed.
 _LOOP_TURN_S = 0.5
 _HOOK_TIMEOUT_S = 60.0
@@ -102,6 +114,7 @@ def _make_bmc_classes() -> tuple[type[Any], type[Any]]:
             super()._got_rakp1(data)
 
         def _handle_ipmi_packet(self, data: bytearray, sockaddr: Any = None, qent: Any = None) -> Any:
+            self.bmc.count("requests")
             if self.bmc.fault is BmcFault.MUTE:
                 return None
             return super()._handle_ipmi_packet(data, sockaddr=sockaddr, qent=qent)
@@ -116,8 +129,19 @@ def _make_bmc_classes() -> tuple[type[Any], type[Any]]:
             self.host = host
             self.power = power
             self.fault = BmcFault.NONE
+            self.counts = dict.fromkeys(REQUEST_COUNTERS, 0)
+            self._counts_lock = threading.Lock()
+
+        def count(self, counter: str) -> None:
+            with self._counts_lock:
+                self.counts[counter] += 1
+
+        def request_counts(self) -> dict[str, int]:
+            with self._counts_lock:
+                return dict(self.counts)
 
         def sessionless_data(self, data: bytes, sockaddr: Any) -> None:
+            self.count("requests")
             if self.fault is BmcFault.MUTE:
                 return
             is_open_session_request = (
@@ -139,6 +163,13 @@ def _make_bmc_classes() -> tuple[type[Any], type[Any]]:
                 )
                 return
             super().sessionless_data(data, sockaddr)
+
+        def handle_raw_request(self, request: dict[str, Any], session: Any) -> Any:
+            if request["netfn"] == NETFN_CHASSIS and request["command"] == CMD_GET_CHASSIS_STATUS:
+                self.count("power_reads")
+            elif request["netfn"] == NETFN_CHASSIS and request["command"] == CMD_CHASSIS_CONTROL:
+                self.count("power_changes")
+            return super().handle_raw_request(request, session)
 
         def get_power_state(self) -> str:
             if self.fault is BmcFault.STUCK_ON:
@@ -173,6 +204,9 @@ class BmcFleet:
     """The BMCs of many lab hosts, served by background threads of this process."""
 
     def __init__(self, power: HostPower, username: str, password: str, address: str = "127.0.0.1") -> None:
+        if len(password.encode("utf-8")) > IPMI_PASSWORD_MAX_BYTES:
+            # As a real BMC's user setup does; the password itself stays out of the message.
+            raise ValueError(f"an IPMI 2.0 password is at most {IPMI_PASSWORD_MAX_BYTES} bytes")
         self._power = power
         self._authdata = {username: password}
         self._address = address
@@ -198,6 +232,10 @@ class BmcFleet:
 
     def set_fault(self, host: str, fault: BmcFault) -> None:
         self._bmcs[host].fault = BmcFault(fault)
+
+    def request_counts(self) -> dict[str, dict[str, int]]:
+        """Per host: RMCP/IPMI messages received ("requests"), power reads and power changes."""
+        return {host: bmc.request_counts() for host, bmc in list(self._bmcs.items())}
 
     def start(self) -> None:
         if self._thread is not None:

@@ -139,6 +139,31 @@ def compute(host: str, action: str, workdir: Path) -> None:
 
 
 @lab.command()
+@click.argument("server_id")
+@WORKDIR
+@click.option(
+    "--power-state",
+    type=click.Choice(["4", "6"]),
+    default="4",
+    show_default=True,
+    help="What the hypervisor then reports: 4 SHUTDOWN (QEMU died) or 6 CRASHED (panic kept).",
+)
+@click.option(
+    "--sync-after",
+    type=click.FloatRange(min=0),
+    help="Seconds until Nova's power-state sync records it and stops the instance (default: never).",
+)
+def crash(server_id: str, workdir: Path, power_state: str, sync_after: float | None) -> None:
+    """Crash SERVER_ID's guest: the hypervisor says it is off while Nova still says active."""
+    state = _run(lambda: _control(workdir).crash(server_id, int(power_state), sync_after))
+    click.echo(
+        f"{server_id}: hypervisor power_state {state['hypervisor_power_state']}, Nova {state['vm_state']} "
+        f"power_state {state['power_state']}"
+        + ("" if sync_after is None else f"; Nova's power sync in {sync_after:g} s")
+    )
+
+
+@lab.command()
 @WORKDIR
 @click.option("--json", "as_json", is_flag=True, help="Print the control API's JSON.")
 def status(workdir: Path, as_json: bool) -> None:

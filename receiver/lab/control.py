@@ -1,6 +1,7 @@
 """The lab's control API under `/lab` (same server and token as the compute API).
 
-    GET  /lab/status                      hosts (power, condition, service state), server counts, faults
+    GET  /lab/status                      hosts (power, condition, service state), server counts, faults,
+                                          and per host the IPMI requests its BMC received (bmc_requests)
     POST /lab/hosts/<host>/power          {"on": false}  power a host off ("kill") or on
     POST /lab/hosts/<host>/hang           {"hung": true} (the default) freeze a powered-on host: no
                                           heartbeat, no work, its BMC still says ON; {"hung": false}
@@ -8,6 +9,13 @@
     POST /lab/hosts/<host>/compute        {"running": false} kill nova-compute on a live host (guests
                                           keep running); {"running": true} starts it (init_host runs)
     POST /lab/servers                     {"name", "host", "flavor"?, "stopped"?, "metadata"?} -> 201
+    GET  /lab/servers/<id>                Nova's record (vm_state, task_state, power_state) beside what the
+                                          hypervisor reports (hypervisor_power_state)
+    POST /lab/servers/<id>/crash          {"power_state"?: 4 (default) | 6, "sync_after"?: S | null} the
+                                          guest stops on its own: the hypervisor says 4 SHUTDOWN or 6
+                                          CRASHED while Nova's record stays active and RUNNING, until
+                                          Nova's power-state sync runs S s later (never if null) and
+                                          stops the instance (powering-off, then stopped)
     POST /lab/faults/evacuate             {"server_id": ID, "fail": true}
     POST /lab/faults/api-delay            {"delay_ms": N}
     POST /lab/faults/bmc                  {"host": H, "fault": "none|mute|refuse|stuck_on"}
@@ -23,10 +31,12 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from receiver.lab import model
 from receiver.lab.model import Host, NovaError
 from receiver.lab.nova_api import LabContext
 
 BMC_FAULTS = ("none", "mute", "refuse", "stuck_on")
+CRASH_STATES = (model.SHUTDOWN, model.CRASHED)
 SETTINGS = ("evacuate_delay", "action_delay", "service_down_time")
 
 
@@ -84,6 +94,16 @@ def control_blueprint(context: LabContext) -> Blueprint:
             metadata={str(k): str(v) for k, v in metadata.items()},
         )
         return jsonify({"server": {"id": server.id, "name": server.name, "host": server.host}}), 201
+
+    @blueprint.get("/servers/<server_id>")
+    def server(server_id: str) -> Response:
+        return jsonify(server_state(context, server_id))
+
+    @blueprint.post("/servers/<server_id>/crash")
+    def crash(server_id: str) -> Response:
+        power_state, sync_after = _crash_request(_body(optional=True))
+        cloud.crash(server_id, power_state, sync_after)
+        return jsonify(server_state(context, server_id))
 
     @blueprint.post("/faults/evacuate")
     def evacuate_fault() -> Response:
@@ -169,6 +189,20 @@ def host_state(context: LabContext, name: str) -> dict[str, Any]:
         return {"host": name} | _host_summary(context, host, cloud.clock())
 
 
+def server_state(context: LabContext, server_id: str) -> dict[str, Any]:
+    """Nova's view of a server beside the hypervisor's."""
+    with context.cloud.lock:
+        server = context.cloud.server(server_id)
+        return {
+            "server": server.id,
+            "host": server.host,
+            "vm_state": server.vm_state,
+            "task_state": server.task_state,
+            "power_state": server.power_state,
+            "hypervisor_power_state": server.hypervisor_power_state,
+        }
+
+
 def _host_summary(context: LabContext, host: Host, now: float) -> dict[str, Any]:
     cloud = context.cloud
     return {
@@ -183,6 +217,7 @@ def _host_summary(context: LabContext, host: Host, now: float) -> dict[str, Any]
 
 def lab_status(context: LabContext) -> dict[str, Any]:
     cloud = context.cloud
+    bmc_requests = {} if context.bmc is None else context.bmc.request_counts()
     with cloud.lock:
         now = cloud.clock()
         return {
@@ -197,7 +232,20 @@ def lab_status(context: LabContext) -> dict[str, Any]:
                 "bmc": dict(context.bmc_faults),
             },
             "settings": {key: getattr(cloud.settings, key) for key in (*SETTINGS, "report_interval")},
+            "bmc_requests": bmc_requests,
         }
+
+
+def _crash_request(body: dict[str, Any]) -> tuple[int, float | None]:
+    power_state = body.get("power_state", model.SHUTDOWN)
+    if not isinstance(power_state, int) or isinstance(power_state, bool) or power_state not in CRASH_STATES:
+        raise ControlError(400, "power_state must be 4 (SHUTDOWN) or 6 (CRASHED)")
+    sync_after = body.get("sync_after")
+    if sync_after is None:
+        return power_state, None
+    if not isinstance(sync_after, int | float) or isinstance(sync_after, bool) or sync_after < 0:
+        raise ControlError(400, "sync_after must be a number >= 0 or null")
+    return power_state, float(sync_after)
 
 
 def _body(optional: bool = False) -> dict[str, Any]:

@@ -41,6 +41,8 @@ class BmcFaults(Protocol):
 
     def set_fault(self, host: str, fault: Any) -> None: ...
 
+    def request_counts(self) -> dict[str, dict[str, int]]: ...
+
 
 @dataclass
 class LabContext:

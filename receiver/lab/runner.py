@@ -26,6 +26,8 @@ from receiver.lab.topology import LabOptions, build_cloud
 log = logging.getLogger(__name__)
 BIND_ADDRESS = "127.0.0.1"
 TICK_SECONDS = 0.05  # how often queued state changes are checked for being due
+# 15 random bytes are 20 URL-safe characters: IPMI 2.0's longest password, and 120 bits.
+BMC_PASSWORD_BYTES = 15
 
 
 class _KeepAliveHandler(WSGIRequestHandler):
@@ -52,7 +54,7 @@ class Lab:
         self.workdir.mkdir(parents=True, exist_ok=True)
         cloud = self.cloud = build_cloud(options)
         token = options.token or new_token()
-        password = secrets.token_urlsafe(18)
+        password = secrets.token_urlsafe(BMC_PASSWORD_BYTES)
         bmc_ports = self._start_bmcs(cloud, password)
         context = LabContext(cloud=cloud, token=token, bmc=self._fleet)
         if not options.log_requests:

@@ -168,6 +168,26 @@ class LabControl:
         server_id: str = self._call("POST", "/servers", body)["server"]["id"]
         return server_id
 
+    def server(self, server_id: str) -> dict[str, Any]:
+        """Nova's record of the server (vm_state, task_state, power_state) beside the
+        hypervisor's view (hypervisor_power_state), which Nova's API does not show."""
+        return self._call("GET", f"/servers/{server_id}")
+
+    def crash(self, server_id: str, power_state: int = 4, sync_after: float | None = None) -> dict[str, Any]:
+        """The guest stops on its own: the hypervisor says 4 SHUTDOWN (or 6 CRASHED) while
+        Nova's record stays active and RUNNING. With sync_after, Nova's power-state sync runs
+        that many seconds later: it records the power state and stops the instance
+        (powering-off, then stopped), as Nova does for a guest found stopped."""
+        return self._call(
+            "POST", f"/servers/{server_id}/crash", {"power_state": power_state, "sync_after": sync_after}
+        )
+
+    def bmc_requests(self) -> dict[str, dict[str, int]]:
+        """Per host, what its simulated BMC received: "requests" (every RMCP/IPMI message),
+        "power_reads" and "power_changes"."""
+        counts: dict[str, dict[str, int]] = self.status()["bmc_requests"]
+        return counts
+
     def fail_evacuation(self, server_id: str, fail: bool = True) -> None:
         self._call("POST", "/faults/evacuate", {"server_id": server_id, "fail": fail})
 
