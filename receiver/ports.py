@@ -44,6 +44,10 @@ class Compute(Protocol):
 
     def disable(self, service: ComputeService, reason: str) -> ComputeService: ...
 
+    def force_up(self, service: ComputeService) -> ComputeService:
+        """Clear forced_down; Nova refuses while `done` evacuation records remain on the host."""
+        ...
+
     def enable(self, service: ComputeService) -> ComputeService: ...
 
     def servers_on(self, host: str) -> list[Server]:

@@ -128,6 +128,9 @@ class NovaCompute:
         change = {"status": "disabled", "disabled_reason": reason}
         return self._update_service(service, change, what="disable")
 
+    def force_up(self, service: ComputeService) -> ComputeService:
+        return self._update_service(service, {"forced_down": False}, what="un-force down")
+
     def enable(self, service: ComputeService) -> ComputeService:
         return self._update_service(service, {"status": "enabled"}, what="enable")
 

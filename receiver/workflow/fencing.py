@@ -16,7 +16,7 @@ from receiver.domain.record import FenceAttempt, iso
 from receiver.errors import BmcRefused, BmcUnreachable, FenceError
 from receiver.ports import PowerController
 from receiver.settings import FencingSettings
-from receiver.workflow.context import RecoveryContext
+from receiver.workflow.context import Clock, RecoveryContext
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,28 @@ def _poll_until_off(
     """Read the power state until OFF, for this attempt's share of the remaining time."""
     now = ctx.clock.now().timestamp()
     attempt_deadline = now + max((deadline - now) / max(attempts_left, 1), policy.poll_interval_s)
+    return poll_power(
+        power,
+        target,
+        PowerState.OFF,
+        deadline=attempt_deadline,
+        clock=ctx.clock,
+        interval_s=policy.poll_interval_s,
+    )
+
+
+def poll_power(
+    power: PowerController,
+    target: BmcTarget,
+    want: PowerState,
+    *,
+    deadline: float,
+    clock: Clock,
+    interval_s: float,
+) -> PowerState:
+    """Read the power state until it is `want` or the deadline (epoch seconds); returns the last read."""
     state = power.power_state(target)
-    while state is not PowerState.OFF and ctx.clock.now().timestamp() < attempt_deadline:
-        ctx.clock.sleep(policy.poll_interval_s)
+    while state is not want and clock.now().timestamp() < deadline:
+        clock.sleep(interval_s)
         state = power.power_state(target)
     return state
