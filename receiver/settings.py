@@ -64,6 +64,9 @@ class StormSettings(_Section):
     max_fences: int = Field(default=3, ge=1)
     window_s: float = Field(default=900.0, gt=0)
     max_down_share: float = Field(default=0.34, gt=0, le=1)
+    cliff_count: int = Field(default=3, ge=2)
+    cliff_window_s: float = Field(default=60.0, gt=0)
+    cooldown_s: float = Field(default=900.0, ge=0)
 
 
 class VerifySettings(_Section):

@@ -296,6 +296,19 @@ class RecordStore:
             )
         return bool(ok), int(others)
 
+    # -- the storm guard's hold ------------------------------------------------------------
+    def hold_storm(self, until: datetime) -> None:
+        """Refuse every fence until `until` (extends, never shortens, a hold)."""
+        with translate_errors():
+            current = self.storm_hold()
+            if current is None or until > current:
+                self.redis.set(f"{self.prefix}:storm:hold", until.isoformat())
+
+    def storm_hold(self) -> datetime | None:
+        with translate_errors():
+            raw = self.redis.get(f"{self.prefix}:storm:hold")
+        return None if raw is None else datetime.fromisoformat(_text(raw))
+
     # -- operator control -----------------------------------------------------------------
     def request_abort(self, uuid: str, by: str, at: str) -> None:
         with translate_errors():

@@ -1,14 +1,20 @@
 """The storm guard: too many hosts failing at once means the observer is broken, not the cloud.
 
-Safety rule 6: when it trips, fence nothing and page. Two signals, both counted cluster-wide:
-hosts under recovery right now (as a share of the inventory), and fences within a window.
-A tiny cloud must still recover a single host: one recovery at a time is always allowed.
+Safety rule 6: when it trips, fence nothing, page, and hold for a cooldown. Signals, all
+counted cluster-wide:
+- hosts down in the segment and in the cloud, as a share: open host recoveries plus hosts
+  fenced and not yet reinstated (a fenced host is still a missing host);
+- fences within a window;
+- a cliff: many host recoveries opened within a short span (a partition looks like this);
+- a hold set by an earlier trip, until its cooldown ends.
+A tiny segment must still recover a single host: one down host is always allowed.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 
 from receiver.domain.reasons import Reason
 
@@ -17,7 +23,19 @@ from receiver.domain.reasons import Reason
 class StormPolicy:
     max_fences: int = 3  # fences allowed within `window_s`, cluster-wide
     window_s: float = 900.0
-    max_down_share: float = 0.34  # host recoveries open at once, as a share of inventory hosts
+    max_down_share: float = 0.34  # down hosts (open recoveries + fenced, not reinstated) as a share
+    cliff_count: int = 3  # this many host recoveries opened within `cliff_window_s` ...
+    cliff_window_s: float = 60.0  # ... is a cliff
+    cooldown_s: float = 900.0  # after a trip, every host recovery is refused this long
+
+
+@dataclass(frozen=True)
+class Population:
+    """Hosts down (including the one asking) out of all hosts, for one scope."""
+
+    scope: str  # "segment rack-a" | "cloud"
+    down: int
+    total: int
 
 
 @dataclass(frozen=True)
@@ -25,21 +43,45 @@ class StormVerdict:
     allowed: bool
     reason: Reason | None
     message: str
+    trips: bool = False  # a new trip: start the cooldown hold
+
+
+def allowed_down(total: int, share: float) -> int:
+    return max(1, math.floor(share * total))
 
 
 def judge_storm(
-    *, open_host_recoveries: int, inventory_hosts: int, fences_in_window: int, policy: StormPolicy
+    *,
+    populations: list[Population],
+    fences_in_window: int,
+    opened_recently: int,
+    held_until: datetime | None,
+    now: datetime,
+    policy: StormPolicy,
 ) -> StormVerdict:
-    """Whether one more host may be fenced now. `open_host_recoveries` includes this one;
-    `fences_in_window` does not."""
-    allowed_open = max(1, math.floor(policy.max_down_share * inventory_hosts))
-    if open_host_recoveries > allowed_open:
+    """Whether one more host may be fenced now. `populations` and `opened_recently` include
+    the asking host; `fences_in_window` does not."""
+    if held_until is not None and now < held_until:
+        return StormVerdict(
+            False, Reason.STORM_GUARD, f"storm guard holding until {held_until.isoformat()}: fencing nothing"
+        )
+    for population in populations:
+        limit = allowed_down(population.total, policy.max_down_share)
+        if population.down > limit:
+            return StormVerdict(
+                False,
+                Reason.STORM_GUARD,
+                f"{population.down} of {population.total} hosts in the {population.scope} are down or fenced "
+                f"(limit {limit}, {policy.max_down_share:.0%}): the observer may be broken; fencing nothing",
+                trips=True,
+            )
+    if opened_recently >= policy.cliff_count:
         return StormVerdict(
             False,
             Reason.STORM_GUARD,
-            f"{open_host_recoveries} of {inventory_hosts} hosts are under recovery at once "
-            f"(limit {allowed_open}, {policy.max_down_share:.0%}): the observer may be broken; "
-            "fencing nothing",
+            f"{opened_recently} hosts reported down within {policy.cliff_window_s:.0f}s (cliff at "
+            f"{policy.cliff_count}): looks like a partition or a monitoring outage; fencing nothing",
+            trips=True,
         )
     if fences_in_window >= policy.max_fences:
         return StormVerdict(
@@ -48,6 +90,5 @@ def judge_storm(
             f"{fences_in_window} hosts fenced in the last {policy.window_s:.0f}s "
             f"(limit {policy.max_fences}): fencing nothing until the window passes",
         )
-    return StormVerdict(
-        True, None, f"{open_host_recoveries} host recoveries open, {fences_in_window} recent fences"
-    )
+    summary = ", ".join(f"{p.down}/{p.total} down in the {p.scope}" for p in populations)
+    return StormVerdict(True, None, f"{summary}; {fences_in_window} recent fences")

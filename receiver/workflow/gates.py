@@ -14,11 +14,12 @@ import logging
 from datetime import datetime, timedelta
 
 from receiver.adapters.redis_inventory import HostView
+from receiver.domain.alerts import NotificationType
 from receiver.domain.events import EventKind
 from receiver.domain.model import Server
 from receiver.domain.reasons import Reason
 from receiver.domain.record import MoveStatus, Notification, Status, iso
-from receiver.domain.storm import StormPolicy, StormVerdict, judge_storm
+from receiver.domain.storm import Population, StormPolicy, StormVerdict, judge_storm
 from receiver.domain.verify import Signal, VerifyVerdict, judge_signals, nova_signal
 from receiver.errors import LazarusError
 from receiver.workflow.context import RecoveryContext
@@ -37,7 +38,7 @@ REJECTED_AT = "rejected_at"
 
 def pre_fence(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> Notification | None:
     """Run the gates; None means: go ahead and fence."""
-    storm = storm_verdict(ctx, deps)
+    storm = storm_verdict(ctx, deps, host)
     if not storm.allowed:
         log.error(
             "storm guard: fencing nothing", extra={"notification_uuid": ctx.uuid, "detail": storm.message}
@@ -58,31 +59,49 @@ def pre_fence(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> N
     return None
 
 
-def storm_verdict(ctx: RecoveryContext, deps: HostRecoveryDeps) -> StormVerdict:
+def storm_verdict(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> StormVerdict:
     """Safety rule 6, checked just before the fence; the fence budget is reserved atomically."""
     config = deps.settings.storm
-    policy = StormPolicy(config.max_fences, config.window_s, config.max_down_share)
-    inventory_hosts = len(deps.inventory.hosts())
-    open_recoveries = ctx.store.count_open()
-    verdict = judge_storm(
-        open_host_recoveries=open_recoveries,
-        inventory_hosts=inventory_hosts,
-        fences_in_window=0,
-        policy=policy,
-    )
-    if not verdict.allowed:
-        return verdict
-    reserved, others = ctx.store.reserve_slot(
-        "fences", ctx.uuid, ctx.clock.now(), config.window_s, config.max_fences
-    )
-    if reserved:
-        return verdict
-    return judge_storm(
-        open_host_recoveries=open_recoveries,
-        inventory_hosts=inventory_hosts,
-        fences_in_window=others,
-        policy=policy,
-    )
+    policy = StormPolicy(
+        config.max_fences, config.window_s, config.max_down_share, config.cliff_count, config.cliff_window_s,
+        config.cooldown_s,
+    )  # fmt: skip
+    now = ctx.clock.now()
+    hosts = deps.inventory.hosts()
+    recent = [r for r in ctx.store.recent(limit=500) if r.type is NotificationType.COMPUTE_HOST]
+    down = _down_hosts(ctx, hosts, recent) | {host.spec.name}
+    segment = [h.spec.name for h in hosts if h.segment.name == host.segment.name]
+    populations = [
+        Population(f"segment {host.segment.name}", len(down & set(segment)), len(segment)),
+        Population("cloud", len(down & {h.spec.name for h in hosts}), len(hosts)),
+    ]
+    cliff_start = now - timedelta(seconds=config.cliff_window_s)
+    opened = {
+        r.hostname for r in recent
+        if r.payload.get("event") == "STOPPED" and datetime.fromisoformat(r.created_at) >= cliff_start
+    }  # fmt: skip
+    held = ctx.store.storm_hold()
+
+    def judge(fences: int) -> StormVerdict:
+        return judge_storm(populations=populations, fences_in_window=fences, opened_recently=len(opened),
+                           held_until=held, now=now, policy=policy)  # fmt: skip
+
+    verdict = judge(0)
+    if verdict.allowed:
+        reserved, others = ctx.store.reserve_slot("fences", ctx.uuid, now, config.window_s, config.max_fences)
+        if not reserved:
+            verdict = judge(others)
+    if verdict.trips and config.cooldown_s:
+        ctx.store.hold_storm(now + timedelta(seconds=config.cooldown_s))
+    return verdict
+
+
+def _down_hosts(ctx: RecoveryContext, hosts: list[HostView], recent: list[Notification]) -> set[str]:
+    """Hosts with an open host recovery, and hosts fenced and not yet reinstated."""
+    fenced = {h.spec.name for h in hosts if h.on_maintenance and h.state.notification_uuid}
+    open_ids = set(ctx.store.open_uuids())
+    in_recovery = {r.hostname for r in recent if r.notification_uuid in open_ids and r.hostname}
+    return fenced | in_recovery
 
 
 def _reverify(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> VerifyVerdict:

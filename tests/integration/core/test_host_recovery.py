@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 
 import pytest
@@ -142,21 +141,18 @@ def test_storm_guard_fences_nothing_when_two_of_three_hosts_are_down(lab_rig: La
     lab_rig.services.events = publisher
     record = lab_rig.run(second)
     assert (record.status, record.reason) == (Status.IGNORED, "storm_guard")
-    assert publisher.events[-1] == ("refused_by_gate", "ignored", second)
     assert record.fencing == ()
+    assert "2 of 3 hosts in the segment lab are down" in record.message
+    assert publisher.events[-1] == ("refused_by_gate", "ignored", second)
+    # the trip holds for a cooldown: the other one is refused too, nothing is fenced at all
+    held = lab_rig.run(first)
+    assert (held.status, held.reason) == (Status.IGNORED, "storm_guard")
+    assert "holding until" in held.message
     assert lab_rig.evacuations() == []
-    assert "observer may be broken" in record.message
-    # the claim is released, the other recovery still goes ahead alone (once Nova sees node-02
-    # down too: until then its scheduler may still pick it, as real Nova's would)
-    deadline = time.monotonic() + 30
-    while lab_rig.service("node-02")["state"] != "down":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    done = lab_rig.run(first)
-    assert done.status is Status.FINISHED, (done.message, [m.message for m in done.vmoves])
+    assert not [c for c in lab_rig.power.calls if c[0] == "power_off"]
 
 
-@pytest.mark.parametrize("lab_settings", [{"storm": {"max_fences": 1}}], indirect=True)
+@pytest.mark.parametrize("lab_settings", [{"storm": {"max_fences": 1, "max_down_share": 1.0}}], indirect=True)
 def test_storm_guard_counts_fences_in_a_window(lab_rig: LabRig) -> None:
     lab_rig.control.kill("node-01")
     assert lab_rig.run(lab_rig.alert("node-01")).status is Status.FINISHED
