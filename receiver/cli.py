@@ -111,7 +111,7 @@ def worker(burst: bool, name: str | None) -> None:
     jobs.configure(services)
     lease_ttl = settings.worker.lease_ttl_s
     try:
-        reconcile_all(services.store, services.queue, lease_ttl)
+        reconcile_all(services.store, services.queue, lease_ttl, settings.worker.retention_s)
     except LazarusError as exc:
         raise click.ClickException(f"cannot reach the store: {exc.message}") from None
     stop = threading.Event()
@@ -121,7 +121,7 @@ def worker(burst: bool, name: str | None) -> None:
 
         while not stop.wait(settings.worker.reconcile_interval_s):
             try:
-                reconcile_all(services.store, services.queue, lease_ttl)
+                reconcile_all(services.store, services.queue, lease_ttl, settings.worker.retention_s)
             except Exception:  # the reconciler thread's boundary: log and keep going
                 logging.getLogger("receiver.reconcile").exception("reconcile pass failed")
 

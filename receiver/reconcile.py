@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from receiver.adapters.queue import RecoveryQueue
 from receiver.adapters.redis_store import RecordStore
@@ -41,7 +41,14 @@ def ensure_running(store: RecordStore, queue: RecoveryQueue, uuid: str, lease_tt
     return job
 
 
-def reconcile_all(store: RecordStore, queue: RecoveryQueue, lease_ttl_s: float) -> list[str]:
+def reconcile_all(
+    store: RecordStore, queue: RecoveryQueue, lease_ttl_s: float, retention_s: float | None = None
+) -> list[str]:
+    """Queue a run for every orphaned open record; expire ended records past retention."""
+    if retention_s is not None:
+        expired = store.expire_ended(datetime.now(UTC) - timedelta(seconds=retention_s))
+        if expired:
+            log.info("expired ended records", extra={"count": expired})
     queued = []
     for uuid in store.open_uuids():
         job = ensure_running(store, queue, uuid, lease_ttl_s)

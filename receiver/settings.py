@@ -133,6 +133,7 @@ class ServeSettings(_Section):
 
 class WorkerSettings(_Section):
     lease_ttl_s: float = Field(default=20.0, ge=2)
+    retention_s: float = Field(default=90 * 86400.0, gt=0)  # ended records older than this are deleted
     reconcile_interval_s: float = Field(default=10.0, gt=0)
     job_timeout_s: int = Field(default=3600, ge=60)
 

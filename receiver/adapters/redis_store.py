@@ -30,6 +30,8 @@ from receiver.domain.record import AlertEvent, Notification
 from receiver.errors import NotFound, StoreUnavailable
 
 ALERTS_KEPT = 50
+_ENDED = frozenset({"finished", "failed", "ignored"})
+_RECORD_SUFFIXES = ("alerts", "dups", "deliveries")  # keys that live beside a record
 
 # KEYS: 1 alert key, 2 resolved key, 3 claim key ("" = record only), 4 new record key,
 #       5 index zset, 6 open set, 7 parent claim key ("" = none: an open recovery of it absorbs this alert)
@@ -295,6 +297,26 @@ class RecordStore:
                 keys=[f"{self.prefix}:budget:{budget}"], args=[uuid, now.timestamp(), start, limit]
             )
         return bool(ok), int(others)
+
+    # -- retention ---------------------------------------------------------------------------
+    def expire_ended(self, created_before: datetime, limit: int = 500) -> int:
+        """Delete ended records created before the cut-off (open ones are never expired)."""
+        removed = 0
+        with translate_errors():
+            uuids = self.redis.zrangebyscore(
+                self._index, "-inf", created_before.timestamp(), start=0, num=limit
+            )
+            for raw_uuid in uuids:
+                uuid = _text(raw_uuid)
+                key = self._record_key(uuid)
+                raw = self.redis.get(key)
+                if raw is not None and Notification.from_dict(json.loads(raw)).status.value in _ENDED:
+                    self.redis.delete(key, *(f"{key}:{suffix}" for suffix in _RECORD_SUFFIXES))
+                    self.redis.zrem(self._index, uuid)
+                    removed += 1
+                elif raw is None:
+                    self.redis.zrem(self._index, uuid)
+        return removed
 
     # -- the storm guard's hold ------------------------------------------------------------
     def hold_storm(self, until: datetime) -> None:
