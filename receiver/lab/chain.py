@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -284,23 +284,30 @@ def wait_for_targets(chain: Chain, timeout: float = 60.0) -> None:
         time.sleep(0.5)
 
 
-def wait_for_recovery(stack: Stack, host: str, since: datetime, timeout: float) -> dict[str, Any]:
-    """The first host recovery of `host` created at or after `since` (as Alertmanager delivered it)."""
+def wait_for_notification(
+    stack: Stack, ntype: str, wanted: Callable[[dict[str, Any]], bool], since: datetime, timeout: float
+) -> dict[str, Any]:
+    """The first record of type `ntype` created at or after `since` that `wanted` accepts."""
     deadline = time.monotonic() + timeout
     while True:
-        status, body = stack.http("GET", f"{stack.receivers[0][1]}/v1/notifications?type=COMPUTE_HOST")
+        status, body = stack.http("GET", f"{stack.receivers[0][1]}/v1/notifications?type={ntype}")
         if status == 200:
             mine = [
                 n
                 for n in body["notifications"]
-                if n["hostname"] == host and datetime.fromisoformat(n["created_at"]) >= since
+                if wanted(n) and datetime.fromisoformat(n["created_at"]) >= since
             ]
             if mine:
                 first: dict[str, Any] = min(mine, key=lambda n: n["created_at"])
                 return first
         if time.monotonic() > deadline:
-            raise ChainError(f"no recovery of {host} within {timeout:.0f}s of its death")
+            raise ChainError(f"no {ntype} notification within {timeout:.0f}s")
         time.sleep(0.2)
+
+
+def wait_for_recovery(stack: Stack, host: str, since: datetime, timeout: float) -> dict[str, Any]:
+    """The first host recovery of `host` created at or after `since` (as Alertmanager delivered it)."""
+    return wait_for_notification(stack, "COMPUTE_HOST", lambda n: n["hostname"] == host, since, timeout)
 
 
 def milestones(record: dict[str, Any], died: datetime) -> dict[str, float | None]:

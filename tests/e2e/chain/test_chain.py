@@ -8,8 +8,10 @@ One scenario, run once for the module (about a minute); each test checks one par
 
 from __future__ import annotations
 
+import json
 import re
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +21,14 @@ from typing import Any
 import pytest
 
 from receiver.lab import chain as alert_chain
-from receiver.lab.chain import Chain, milestones, running_chain, wait_for_recovery, wait_for_targets
+from receiver.lab.chain import (
+    Chain,
+    milestones,
+    running_chain,
+    wait_for_notification,
+    wait_for_recovery,
+    wait_for_targets,
+)
 from receiver.lab.stack import Stack, running_stack
 from receiver.lab.testing import wait_until
 from receiver.monitoring.dashboards import dashboards, queries
@@ -47,6 +56,9 @@ class Scenario:
     first_died: datetime
     second: dict[str, Any]  # node-02's record
     before: dict[str, dict[str, Any]]  # node-01's servers before it died
+    process: dict[str, Any]  # nova-compute died on node-03
+    instance: dict[str, Any]  # a guest stopped on node-04
+    stopped: str  # that guest's id
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +87,20 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             uuid = wait_for_recovery(stack, "node-02", second_died, TIMEOUT)["notification_uuid"]
             stack.wait_until_ended(uuid, TIMEOUT)
             second = stack.notification(uuid)
+
+            # nova-compute dies on node-03; a guest stops on node-04 (its domain leaves the running-only
+            # listing): both reach Lazarus, with the labels it needs.
+            since = datetime.now().astimezone()
+            stack.control.compute("node-03", running=False)
+            servers = stack.nova("/servers/detail?all_tenants=1&host=node-04")["servers"]
+            stopped = next(s["id"] for s in servers if s["status"] == "ACTIVE")
+            nova_action(stack, stopped, {"os-stop": None})
+            process = wait_for_notification(
+                stack, "PROCESS", lambda n: n["hostname"] == "node-03", since, TIMEOUT
+            )
+            instance = wait_for_notification(
+                stack, "VM", lambda n: n["payload"].get("instance_uuid") == stopped, since, TIMEOUT
+            )
             # Prometheus has scraped the refusal for a few seconds already (the panels' range queries
             # step every 2 s).
             wait_until(
@@ -85,7 +111,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
                 interval=0.5,
                 what="the storm-guard refusal in Prometheus",
             )
-            yield Scenario(stack, chain, started, first, died, second, before)
+            yield Scenario(stack, chain, started, first, died, second, before, process, instance, stopped)
         except BaseException:
             print(stack.logs()[-20000:])
             print(chain.logs())
@@ -140,6 +166,16 @@ def test_the_storm_guard_refuses_a_second_fence(scenario: Scenario) -> None:
     assert record["vmoves"] == []
 
 
+def test_process_and_instance_alerts_reach_lazarus_with_their_labels(scenario: Scenario) -> None:
+    process, instance = scenario.process, scenario.instance
+    assert process["hostname"] == "node-03"
+    assert process["payload"]["alertname"] == "LazarusProcessDown"
+    assert process["payload"]["process_name"] == "nova-compute"
+    assert instance["hostname"] == "node-04"
+    assert instance["payload"]["alertname"] == "LazarusInstanceVanished"
+    assert instance["payload"]["instance_uuid"] == scenario.stopped
+
+
 def test_the_watchdog_heartbeat_reaches_lazarus(scenario: Scenario) -> None:
     chain = scenario.chain
     wait_until(
@@ -164,6 +200,16 @@ def test_every_dashboard_panel_returns_data(scenario: Scenario) -> None:
             if not result:
                 empty.append(f"{name} / {title}: {promql}")
     assert not empty, "panels without data:\n" + "\n".join(empty)
+
+
+def nova_action(stack: Stack, server_id: str, body: dict[str, Any]) -> None:
+    request = urllib.request.Request(
+        f"{stack.lab.nova_endpoint}/servers/{server_id}/action", data=json.dumps(body).encode(), method="POST"
+    )
+    request.add_header("X-Auth-Token", stack.lab.token)
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 202
 
 
 def grafana_variables(expr: str, range_s: float) -> str:
