@@ -68,9 +68,9 @@ class LabRig:
         labels = {"alertname": "LazarusNovaComputeDown", "recovery": "process", "process": process}
         return self.alert(host, labels=labels)
 
-    def instance_alert(self, instance: str, host: str = "node-01") -> str:
+    def instance_alert(self, instance: str, host: str = "node-01", **kwargs: Any) -> str:
         labels = {"alertname": "LazarusInstanceCrashed", "recovery": "instance", "uuid": instance}
-        return self.alert(host, labels=labels)
+        return self.alert(host, labels=labels, **kwargs)
 
     def service(self, host: str) -> dict[str, Any]:
         services: list[dict[str, Any]] = self.nova(f"/os-services?binary=nova-compute&host={host}")[
@@ -93,6 +93,13 @@ class LabRig:
     def servers_on(self, host: str) -> list[dict[str, Any]]:
         servers: list[dict[str, Any]] = self.nova(f"/servers/detail?all_tenants=1&host={host}")["servers"]
         return servers
+
+    def bmc_requests(self) -> dict[str, dict[str, int]]:
+        """What each simulated BMC received (IPMI messages, power reads, power changes): the
+        protocol-level proof, beside `power.calls`, that a flow never touched a BMC."""
+        counts = self.control.bmc_requests()
+        assert set(counts) == set(self.lab.hosts), "every lab host has a counting BMC"
+        return counts
 
     def evacuations(self) -> list[dict[str, Any]]:
         migrations: list[dict[str, Any]] = self.nova("/os-migrations?migration_type=evacuation")["migrations"]

@@ -23,6 +23,7 @@ def wait_for(condition: object, timeout: float = 30) -> None:
 
 @pytest.mark.parametrize("lab_settings", [FAST], indirect=True)
 def test_process_down_disabled_then_back_reenabled(lab_rig: LabRig) -> None:
+    bmc_before = lab_rig.bmc_requests()
     lab_rig.control.compute("node-01", running=False)
     uuid = lab_rig.process_alert("node-01")
     record = lab_rig.run(uuid)
@@ -44,10 +45,12 @@ def test_process_down_disabled_then_back_reenabled(lab_rig: LabRig) -> None:
     assert record.fencing == ()
     assert lab_rig.evacuations() == []
     assert lab_rig.power.calls == []  # zero BMC calls: a process failure never fences
+    assert lab_rig.bmc_requests() == bmc_before  # not one IPMI message reached any BMC
 
 
 @pytest.mark.parametrize("lab_settings", [FAST], indirect=True)
 def test_process_down_on_a_host_an_operator_disabled_is_left_alone(lab_rig: LabRig) -> None:
+    bmc_before = lab_rig.bmc_requests()
     service = lab_rig.service("node-02")
     lab_rig.services.compute().disable(
         lab_rig.services.compute().service("node-02"), "kernel upgrade (alice)"
@@ -61,10 +64,12 @@ def test_process_down_on_a_host_an_operator_disabled_is_left_alone(lab_rig: LabR
     assert (after["status"], after["disabled_reason"]) == ("disabled", "kernel upgrade (alice)")
     assert service["id"] == after["id"]
     assert lab_rig.power.calls == []
+    assert lab_rig.bmc_requests() == bmc_before
 
 
 @pytest.mark.parametrize("lab_settings", [FAST], indirect=True)
 def test_operator_reenabling_meanwhile_closes_the_record_without_touching_nova(lab_rig: LabRig) -> None:
+    bmc_before = lab_rig.bmc_requests()
     lab_rig.control.compute("node-01", running=False)
     uuid = lab_rig.process_alert("node-01")
     assert lab_rig.run(uuid).status is Status.RUNNING
@@ -73,6 +78,7 @@ def test_operator_reenabling_meanwhile_closes_the_record_without_touching_nova(l
     record = lab_rig.run(uuid)
     assert (record.status, record.reason) == (Status.FINISHED, "changed_by_operator")
     assert lab_rig.power.calls == []
+    assert lab_rig.bmc_requests() == bmc_before
 
 
 def test_process_alert_during_a_host_recovery_joins_it(lab_rig: LabRig) -> None:
@@ -83,6 +89,8 @@ def test_process_alert_during_a_host_recovery_joins_it(lab_rig: LabRig) -> None:
 
 
 def test_other_processes_are_recorded_not_handled(lab_rig: LabRig) -> None:
+    bmc_before = lab_rig.bmc_requests()
     record = lab_rig.run(lab_rig.process_alert("node-01", process="libvirtd"))
     assert (record.status, record.reason) == (Status.IGNORED, "process_not_handled")
     assert lab_rig.service("node-01")["status"] == "enabled"
+    assert (lab_rig.power.calls, lab_rig.bmc_requests()) == ([], bmc_before)
