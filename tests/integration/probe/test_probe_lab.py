@@ -74,9 +74,11 @@ def test_a_round_reports_each_bmc_and_switches_nothing(
     faults.bmc_fault("node-03", "refuse")
     faults.power("node-04", on=False)  # a healthy BMC of a host that is off: it must stay off
     store = ProbeStore(redis_client, "lztest")
+    before = lab.control.status()["bmc_requests"]
     try:
         results = {r.host: r for r in probe_all(lab.hosts(), lab.drivers, _Clock().now, store=store)}
         after = powered(lab)
+        counted = lab.control.status()["bmc_requests"]
     finally:
         faults.power("node-04", on=True)
 
@@ -87,11 +89,17 @@ def test_a_round_reports_each_bmc_and_switches_nothing(
     assert mute.error_reason is ProbeFailure.BMC_UNREACHABLE
     assert "node-02" in mute.message and f"within {BMC_TIMEOUT_S:g} s" in mute.message
     # A BMC that refuses only power commands still answers reads: a read-only probe cannot
-    # tell (a fence drill can), and says so by reporting it healthy.
+    # tell (a fence drill can), and reports it healthy.
     assert (refusing.up, refusing.power_state) == (True, PowerState.ON)
     assert (no_bmc.error_reason, no_bmc.reachable) == (ProbeFailure.NO_BMC, False)
-    # Nothing was switched: the hosts that were on are on, the one that was off is off.
+    # Nothing was switched: the hosts that were on are on, the one that was off is off, and
+    # the BMCs' own counters saw power reads and not one power command (Chassis Control).
     assert after == {**dict.fromkeys(HOSTS, "on"), "node-04": "off"}
+    with_bmc = ("node-01", "node-03", "node-04")  # answering BMCs (node-02 is mute)
+    assert all(counted[h]["power_reads"] > before[h]["power_reads"] for h in with_bmc)
+    assert {h: counted[h]["power_changes"] - before[h]["power_changes"] for h in HOSTS[:4]} == dict.fromkeys(
+        HOSTS[:4], 0
+    )
 
     assert {r.host: r for r in store.all()} == results
     assert store.get("node-02") == mute
