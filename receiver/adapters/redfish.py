@@ -123,6 +123,16 @@ def parse_redfish_address(address: str, port: int = IPMI_PORT) -> RedfishEndpoin
     return RedfishEndpoint(scheme, parts.hostname, chosen, system_path)
 
 
+def describe_address(address: str, port: int = IPMI_PORT) -> str:
+    """The address as records and logs show it: origin and system, never a malformed address
+    (which might carry credentials)."""
+    try:
+        endpoint = parse_redfish_address(address, port)
+    except ConfigError:
+        return "(invalid Redfish address)"
+    return endpoint.origin + (endpoint.system_path or "")
+
+
 class RedfishPower:
     """Hard power control of hosts through their Redfish services; implements `PowerController`.
 
@@ -170,16 +180,11 @@ class RedfishPower:
             refused = BmcRefused(f"Redfish BMC of host {target.host}: {action} not sent: {error.message}")
             log.warning("redfish %s", refused.message)
             raise refused from None
-        # BmcTarget.insecure is proposed; until it exists every target is verified.
-        insecure = getattr(target, "insecure", False) is True
-        return _Call(target, endpoint, action, self._timeout_s, None if insecure else _Trust(self._ca_file))
-
-
-@dataclass(frozen=True)
-class _Trust:
-    """Verify the BMC's certificate and name against `ca_file`, or the system store."""
-
-    ca_file: str | None
+        tls = None
+        if endpoint.scheme == "https":
+            # BmcTarget.insecure is proposed; until it exists every target is verified.
+            tls = _tls_context(self._ca_file, insecure=getattr(target, "insecure", False) is True)
+        return _Call(target, endpoint, action, self._timeout_s, tls)
 
 
 @dataclass(frozen=True)
@@ -202,7 +207,7 @@ class _Call:
         endpoint: RedfishEndpoint,
         action: str,
         timeout_s: float,
-        trust: _Trust | None,
+        tls: ssl.SSLContext | None,
     ) -> None:
         self.where = f"Redfish BMC of host {target.host} at {endpoint.origin}"
         self.endpoint = endpoint
@@ -210,7 +215,7 @@ class _Call:
         self.timeout_s = timeout_s
         self.started = time.monotonic()
         self.deadline = self.started + timeout_s
-        self.trust = trust
+        self.tls = tls
         self._password = target.password.reveal()
         login = f"{target.username}:{self._password}".encode()
         self._headers = {
@@ -337,10 +342,9 @@ class _Call:
             raise _OutOfTime
         endpoint = self.endpoint
         connection: http.client.HTTPConnection
-        if endpoint.scheme == "https":
-            context = _tls_context(self.trust)
+        if self.tls is not None:
             connection = http.client.HTTPSConnection(
-                endpoint.host, endpoint.port, timeout=remaining, context=context
+                endpoint.host, endpoint.port, timeout=remaining, context=self.tls
             )
         else:
             connection = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=remaining)
@@ -389,13 +393,15 @@ class _Cutter:
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-def _tls_context(trust: _Trust | None) -> ssl.SSLContext:
-    if trust is None:
-        context = ssl.create_default_context()
+def _tls_context(ca_file: str | None, *, insecure: bool) -> ssl.SSLContext:
+    """Verify the certificate and the name against `ca_file` (a site's BMC CA) or the system
+    store; a context per call, so no TLS state is shared between threads or across a fork."""
+    if insecure:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
-    return ssl.create_default_context(cafile=trust.ca_file)
+    return ssl.create_default_context(cafile=ca_file)
 
 
 def _object(value: object) -> dict[str, Any]:
