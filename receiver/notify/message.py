@@ -174,6 +174,8 @@ def instances_note(record: Notification) -> str:
     if not moves:
         if record.reached(Phase.EVACUATING):
             return "no instances were on the host"
+        if record.status.is_open and record.reason == Reason.AWAITING_APPROVAL:
+            return "not moved yet: waiting for an operator's approval"
         if record.status.is_open:
             return "not moved yet: the host must be proven off first"
         return f"none moved: {record.message}" if record.message else "none moved"

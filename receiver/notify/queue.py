@@ -6,14 +6,13 @@ a waiting delivery never holds a worker that a recovery could use.
 
 from __future__ import annotations
 
-import contextlib
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import redis
 from rq import Queue
-from rq.exceptions import DuplicateJobError
 
 from receiver.adapters.redis_store import translate_errors
 
@@ -30,7 +29,10 @@ class Attempt:
 
 
 def job_id(notifier: str, message: dict[str, Any], attempt: Attempt) -> str:
-    return f"notify-{message['notification_uuid']}-{message['seq']}-{notifier}-{attempt.number}"
+    # Unique per job: a delivery put back for later (paced, or waiting for its incident's lock)
+    # keeps its attempt number and must not reuse the id of the job that is running now.
+    uuid, seq = message["notification_uuid"], message["seq"]
+    return f"notify-{uuid}-{seq}-{notifier}-{attempt.number}-{secrets.token_hex(3)}"
 
 
 class NotifyQueue:
@@ -40,7 +42,7 @@ class NotifyQueue:
         self.job_timeout_s = job_timeout_s
 
     def enqueue(self, notifier: str, message: dict[str, Any], attempt: Attempt, delay_s: float = 0.0) -> str:
-        """Queue (or schedule, after `delay_s`) one delivery attempt; a duplicate is a no-op."""
+        """Queue (or schedule, after `delay_s`) one delivery attempt."""
         jid = job_id(notifier, message, attempt)
         options: dict[str, Any] = {
             "job_id": jid,
@@ -49,13 +51,13 @@ class NotifyQueue:
             "failure_ttl": 7 * 86400,
             "description": f"notify {notifier} {message['event']} {jid}",
         }
-        with translate_errors(), contextlib.suppress(DuplicateJobError):
+        with translate_errors():
             if delay_s > 0:
                 self.queue.enqueue_in(
                     timedelta(seconds=delay_s), JOB_FUNCTION, notifier, message, *_args(attempt), **options
                 )
             else:
-                self.queue.enqueue(JOB_FUNCTION, notifier, message, *_args(attempt), unique=True, **options)
+                self.queue.enqueue(JOB_FUNCTION, notifier, message, *_args(attempt), **options)
         return jid
 
     def scheduled(self) -> int:

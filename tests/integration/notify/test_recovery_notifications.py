@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from receiver import jobs
-from receiver.bootstrap import build
+from receiver.bootstrap import build, utc_now
 from receiver.domain.record import Status
+from receiver.operator import Operator
 from receiver.settings import Settings
 from tests.integration.core.lab_fixtures import LabRig, lab_rig
 from tests.integration.notify.delivery_helpers import drain, wire
@@ -23,12 +24,14 @@ PUBLIC_URL = "https://lazarus.example.internal"
 
 
 @pytest.fixture
-def lab_settings(notifier_settings: list[dict[str, Any]]) -> dict[str, Any]:
-    """Overrides lab_rig's settings: the three notifiers, fast retries, a public URL for links."""
+def lab_settings(request: pytest.FixtureRequest, notifier_settings: list[dict[str, Any]]) -> dict[str, Any]:
+    """Overrides lab_rig's settings: the three notifiers, fast retries, a public URL for links
+    (plus any settings given by indirect parametrization)."""
     return {
         "notifiers": notifier_settings,
         "notify": {"backoff_s": [0.2], "max_attempts": 3},
         "public_url": PUBLIC_URL,
+        **getattr(request, "param", {}),
     }
 
 
@@ -62,7 +65,8 @@ def test_finished_recovery_is_told_in_short(
 
 
 def test_failed_fence_pages_with_the_evidence(lab_rig: LabRig, slack: Endpoint, pagerduty: Endpoint) -> None:
-    lab_rig.control.bmc_fault("node-01", "refuse")
+    lab_rig.control.hang("node-01")  # Nova sees it down; its BMC still answers ON...
+    lab_rig.control.bmc_fault("node-01", "refuse")  # ...but refuses to power it off
     uuid = lab_rig.alert("node-01")
     record = lab_rig.run(uuid)
     assert (record.status, record.reason) == (Status.FAILED, "bmc_refused")
@@ -97,7 +101,7 @@ def test_a_crashed_recovery_pages_and_its_rerun_resolves_the_same_incident(
 ) -> None:
     lab_rig.control.kill("node-01")
     uuid = lab_rig.alert("node-01")
-    # A worker whose nova.cloud names no cloud: it fences, then crashes when it needs Nova.
+    # A worker whose nova.cloud names no cloud: it crashes as soon as it needs Nova.
     broken = build(
         make_settings(
             nova={"cloud": "no-such-cloud"},
@@ -131,5 +135,34 @@ def test_a_crashed_recovery_pages_and_its_rerun_resolves_the_same_incident(
         f"node-01 recovered: {sum(1 for m in record.vmoves if m.status == 'succeeded')} instances moved",
     ]
     crashed = blocks_text(slack.bodies()[1])
-    assert "*off_confirmed*" in crashed  # it had fenced before it crashed
+    assert "*Fencing evidence*" in crashed
     assert "none moved: internal error" in crashed
+
+
+@pytest.mark.parametrize("lab_settings", [{"approval": {"required": True}}], indirect=True)
+def test_waiting_for_approval_pages_and_the_approved_recovery_resolves_it(
+    lab_rig: LabRig, slack: Endpoint, pagerduty: Endpoint
+) -> None:
+    lab_rig.control.kill("node-01")
+    uuid = lab_rig.alert("node-01")
+    waiting = lab_rig.run(uuid)
+    assert waiting.reason == "awaiting_approval"
+    wire(lab_rig.services)
+    drain(lab_rig.services)
+    [trigger] = pagerduty.bodies()
+    assert (trigger["event_action"], trigger["dedup_key"]) == ("trigger", uuid)
+    assert trigger["payload"]["severity"] == "critical"
+    assert "waiting for approval" in trigger["payload"]["summary"]
+    approval = slack.bodies()[1]
+    assert approval["blocks"][0]["text"]["text"] == (
+        ":raising_hand: node-01: recovery waits for an operator's approval"
+    )
+    assert "*Instances:* not moved yet: waiting for an operator's approval" in blocks_text(approval)
+
+    Operator(
+        lab_rig.services.store, lab_rig.services.queue, lab_rig.services.settings.worker.lease_ttl_s
+    ).approve(uuid, "alice", utc_now())
+    assert lab_rig.run(uuid).status is Status.FINISHED
+    drain(lab_rig.services)
+    assert pagerduty.incidents[uuid] == ["trigger", "resolve"]
+    assert pagerduty.open_incidents() == []
