@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from receiver.domain.events import EventKind
-from receiver.domain.model import BmcTarget, ComputeService, Migration, PowerState, Server
+from receiver.domain.model import BmcTarget, ComputeService, Migration, PowerState, Server, ServerAction
 from receiver.domain.record import Notification
 
 
@@ -61,6 +61,10 @@ class Compute(Protocol):
         ...
 
     def start(self, server_id: str) -> None: ...
+
+    def last_action(self, server_id: str) -> ServerAction | None:
+        """Nova's newest instance action: tells a user's stop from Nova's own power sync."""
+        ...
 
     def stop(self, server_id: str) -> None: ...
 

@@ -113,6 +113,7 @@ class InstanceSettings(_Section):
     ha_metadata_key: str = "HA_Enabled"
     timeout_s: float = Field(default=300.0, gt=0)
     poll_interval_s: float = Field(default=1.0, gt=0)
+    confirm_s: float = Field(default=60.0, ge=0)  # how long to wait for Nova's record to catch up
     crash_loop_max: int = Field(default=3, ge=1)
     crash_loop_window_s: float = Field(default=3600.0, gt=0)
 

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 from keystoneauth1 import exceptions as ksa_exc
 from openstack import exceptions as sdk_exc
 
-from receiver.domain.model import ComputeService, Migration, Server
+from receiver.domain.model import ComputeService, Migration, Server, ServerAction
 from receiver.errors import ComputeError, ComputeRejected, ComputeUnavailable, NotFound
 
 if TYPE_CHECKING:
@@ -182,6 +182,24 @@ class NovaCompute:
             f"/servers/{quote(server_id, safe='')}/action",
             json={"os-start": None},
             what=f"start server {server_id}",
+        )
+
+    def last_action(self, server_id: str) -> ServerAction | None:
+        """Nova's newest instance action for the server (who stopped it: a user, or Nova itself)."""
+        body = self._request(
+            "GET",
+            f"/servers/{quote(server_id, safe='')}/os-instance-actions?limit=1",
+            what=f"list the instance actions of server {server_id}",
+        )
+        actions = body.get("instanceActions") or []
+        if not actions:
+            return None
+        newest = max(actions, key=lambda a: str(a.get("start_time") or ""))
+        return ServerAction(
+            action=str(newest.get("action", "")),
+            request_id=str(newest.get("request_id", "")),
+            user_id=newest.get("user_id") or None,
+            start_time=_timestamp(newest.get("start_time")),
         )
 
     def stop(self, server_id: str) -> None:

@@ -90,3 +90,13 @@ class Migration:
     status: str  # accepted, pre-migrating, done, completed, failed, error
     migration_type: str  # evacuation, migration, live-migration, resize
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ServerAction:
+    """One of Nova's instance actions (`os-instance-actions`): who asked what, when."""
+
+    action: str  # stop, start, reboot, evacuate, ...
+    request_id: str
+    user_id: str | None  # None: Nova itself (e.g. its power-state sync), not a user
+    start_time: datetime | None = None

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from receiver.domain.events import EventKind
-from receiver.domain.instance import RUNNING, InstanceMethod, InstancePolicy, judge_instance
+from receiver.domain.instance import (
+    RUNNING,
+    InstanceAction,
+    InstanceMethod,
+    InstancePolicy,
+    InstanceVerdict,
+    judge_instance,
+)
 from receiver.domain.model import Server
 from receiver.domain.reasons import Reason
 from receiver.domain.record import Notification, Phase, Status
@@ -77,9 +84,11 @@ def _check(
     ctx: RecoveryContext, deps: InstanceRecoveryDeps, compute: Compute, instance: str
 ) -> Notification | None:
     policy = deps.policy
-    server = retry_transient(lambda: compute.server(instance))
-    verdict = judge_instance(server, InstancePolicy(policy.all_instances, policy.ha_metadata_key))
+    verdict = _confirm(ctx, policy, compute, instance)
     if not verdict.act:
+        if verdict.action is InstanceAction.WAIT:
+            message = f"{verdict.message} after {policy.confirm_s:.0f}s: its hypervisor view says it runs"
+            return ctx.finish(Status.IGNORED, Reason.INSTANCE_RUNNING, message)
         return ctx.finish(Status.IGNORED, verdict.reason or Reason.INSTANCE_RUNNING, verdict.message)
     reserved, others = ctx.store.reserve_slot(
         f"instance:{instance}", ctx.uuid, ctx.clock.now(), policy.crash_loop_window_s, policy.crash_loop_max
@@ -95,6 +104,22 @@ def _check(
     ctx.update(lambda r: r.advance(Phase.CHECKED, now))
     ctx.step("check", "succeeded", verdict.message)
     return None
+
+
+def _confirm(
+    ctx: RecoveryContext, policy: InstanceSettings, compute: Compute, instance: str
+) -> InstanceVerdict:
+    """Judge until Nova's record agrees either way, for up to `confirm_s` (its record lags its hypervisor)."""
+    deadline = ctx.clock.now() + timedelta(seconds=policy.confirm_s)
+    while True:
+        server = retry_transient(lambda: compute.server(instance))
+        last = (
+            retry_transient(lambda: compute.last_action(instance)) if server.vm_state == "stopped" else None
+        )
+        verdict = judge_instance(server, last, InstancePolicy(policy.all_instances, policy.ha_metadata_key))
+        if verdict.action is not InstanceAction.WAIT or ctx.clock.now() >= deadline:
+            return verdict
+        ctx.clock.sleep(policy.poll_interval_s)
 
 
 def _stop_start(ctx: RecoveryContext, policy: InstanceSettings, compute: Compute, instance: str) -> None:

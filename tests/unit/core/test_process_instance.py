@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from receiver.domain.instance import InstancePolicy, judge_instance
-from receiver.domain.model import ComputeService, Server
+from receiver.domain.instance import InstanceAction, InstancePolicy, judge_instance
+from receiver.domain.model import ComputeService, Server, ServerAction
 from receiver.domain.process import ProcessAction, disable_reason, on_failure, on_recheck
 from receiver.domain.reasons import Reason
 
@@ -61,26 +61,36 @@ def server(vm_state: str = "active", task: str | None = None, power: int | None 
                   else {"HA_Enabled": "True"}, power_state=power)  # fmt: skip
 
 
+BY_NOVA = ServerAction("stop", "req-sync", None)
+BY_USER = ServerAction("stop", "req-user", "alice")
+ACT, WAIT, IGNORE = InstanceAction.ACT, InstanceAction.WAIT, InstanceAction.IGNORE
+
+
 @pytest.mark.parametrize(
-    ("srv", "policy", "act", "reason"),
+    ("srv", "last", "policy", "action", "reason"),
     [
-        (server(), InstancePolicy(), True, None),  # Nova: should run; hypervisor: shut down
-        (server(power=6), InstancePolicy(), True, None),  # crashed
-        (server(power=1), InstancePolicy(), False, Reason.INSTANCE_RUNNING),
-        (
-            server(vm_state="stopped"),
-            InstancePolicy(),
-            False,
-            Reason.INSTANCE_NOT_EXPECTED_RUNNING,
-        ),  # user stop
-        (server(task="powering-off"), InstancePolicy(), False, Reason.TASK_IN_PROGRESS),
-        (server(metadata={}), InstancePolicy(), False, Reason.NOT_HA_ENABLED),
-        (server(metadata={"HA_Enabled": "false"}), InstancePolicy(), False, Reason.NOT_HA_ENABLED),
-        (server(metadata={}), InstancePolicy(all_instances=True), True, None),
-        (server(metadata={"ha": "yes"}), InstancePolicy(ha_key="ha"), True, None),
+        (server(), None, InstancePolicy(), ACT, None),  # Nova: should run; hypervisor: shut down
+        (server(power=6), None, InstancePolicy(), ACT, None),  # crashed
+        (server(power=1), None, InstancePolicy(), WAIT, None),  # Nova's record has not caught up yet
+        (server(task="powering-off", power=4), None, InstancePolicy(), WAIT, None),  # Nova's sync stopping it
+        (server(task="rebooting"), None, InstancePolicy(), IGNORE, Reason.TASK_IN_PROGRESS),
+        (server(vm_state="stopped"), BY_NOVA, InstancePolicy(), ACT, None),  # Nova's sync stopped a crash
+        (server(vm_state="stopped"), BY_USER, InstancePolicy(), IGNORE, Reason.INSTANCE_NOT_EXPECTED_RUNNING),
+        (server(vm_state="stopped"), None, InstancePolicy(), IGNORE, Reason.INSTANCE_NOT_EXPECTED_RUNNING),
+        (server(vm_state="error"), None, InstancePolicy(), IGNORE, Reason.INSTANCE_NOT_EXPECTED_RUNNING),
+        (server(metadata={}), None, InstancePolicy(), IGNORE, Reason.NOT_HA_ENABLED),
+        (server(metadata={"HA_Enabled": "false"}), None, InstancePolicy(), IGNORE, Reason.NOT_HA_ENABLED),
+        (server(metadata={}), None, InstancePolicy(all_instances=True), ACT, None),
+        (server(metadata={"ha": "yes"}), None, InstancePolicy(ha_key="ha"), ACT, None),
     ],
 )
-def test_judge_instance(srv: Server, policy: InstancePolicy, act: bool, reason: Reason | None) -> None:
-    verdict = judge_instance(srv, policy)
-    assert (verdict.act, verdict.reason) == (act, reason)
+def test_judge_instance(
+    srv: Server,
+    last: ServerAction | None,
+    policy: InstancePolicy,
+    action: InstanceAction,
+    reason: Reason | None,
+) -> None:
+    verdict = judge_instance(srv, last, policy)
+    assert (verdict.action, verdict.reason) == (action, reason)
     assert verdict.message
