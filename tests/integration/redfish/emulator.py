@@ -29,6 +29,7 @@ from receiver.lab.redis_server import free_port
 
 USERNAME = "admin"
 START_DEADLINE_S = 60.0
+START_ATTEMPTS = 3
 STOP_DEADLINE_S = 20.0
 _EMULATOR = "import sys; from sushy_tools.emulator.main import main; sys.exit(main())"
 
@@ -155,10 +156,8 @@ def running_emulator(workdir: Path, systems: dict[str, str], *, tls: bool = Fals
     password = "Lz-rf-" + secrets.token_hex(8)
     (workdir / "htpasswd").write_text(_bcrypt_line(USERNAME, password), encoding="utf-8")
     ids = {name: str(uuid.uuid5(uuid.NAMESPACE_URL, f"lazarus-test/{workdir}/{name}")) for name in systems}
-    port = free_port()
     config = {
         "SUSHY_EMULATOR_LISTEN_IP": "127.0.0.1",
-        "SUSHY_EMULATOR_LISTEN_PORT": port,
         "SUSHY_EMULATOR_FAKE_DRIVER": True,
         "SUSHY_EMULATOR_AUTH_FILE": str(workdir / "htpasswd"),
         # Our own state: the default (/tmp/sushy-emulator) would carry power states across runs.
@@ -179,7 +178,7 @@ def running_emulator(workdir: Path, systems: dict[str, str], *, tls: bool = Fals
     )
     emulator = Emulator(
         scheme="https" if tls else "http",
-        port=port,
+        port=0,
         password=password,
         systems=ids,
         workdir=workdir,
@@ -187,18 +186,28 @@ def running_emulator(workdir: Path, systems: dict[str, str], *, tls: bool = Fals
         # The password, and the Authorization header that carries it.
         secrets={password, base64.b64encode(f"{USERNAME}:{password}".encode()).decode()},
     )
-    with emulator.log_file.open("w", encoding="utf-8") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-c", _EMULATOR, "--config", str(config_file)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        )
-    try:
-        _wait_until_answering(emulator, process)
-        yield emulator
-    finally:
+    for attempt in range(1, START_ATTEMPTS + 1):
+        # A free port can be taken between our check and the emulator's bind: then try another.
+        emulator.port = free_port()
+        with emulator.log_file.open("w", encoding="utf-8") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-c", _EMULATOR, "--config", str(config_file), "--port", str(emulator.port)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            )
+        try:
+            if not _wait_until_answering(emulator, process, last_attempt=attempt == START_ATTEMPTS):
+                continue
+            yield emulator
+            return
+        finally:
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
         process.terminate()
         try:
             process.wait(timeout=STOP_DEADLINE_S)
@@ -207,21 +216,26 @@ def running_emulator(workdir: Path, systems: dict[str, str], *, tls: bool = Fals
             process.wait()
 
 
-def _wait_until_answering(emulator: Emulator, process: subprocess.Popen[bytes]) -> None:
-    """The service root answers without credentials once the emulator listens."""
+def _wait_until_answering(
+    emulator: Emulator, process: subprocess.Popen[bytes], *, last_attempt: bool
+) -> bool:
+    """The service root answers without credentials once the emulator listens. False when it
+    could not bind its port (and another try is left)."""
     import ssl
 
     context = ssl.create_default_context(cafile=emulator.ca_file) if emulator.ca_file else None
     deadline = time.monotonic() + START_DEADLINE_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            if not last_attempt and "Address already in use" in emulator.log_file.read_text(encoding="utf-8"):
+                return False
             raise RuntimeError(f"sushy-emulator exited: {emulator.log_file.read_text(encoding='utf-8')}")
         try:
             with urllib.request.urlopen(
                 f"{emulator.origin}/redfish/v1/", timeout=5, context=context
             ) as answer:
                 if answer.status == 200:
-                    return
+                    return True
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.1)
