@@ -288,9 +288,25 @@ def probe_forever(
             return
 
 
+def probe_metrics(results: Iterable[ProbeResult]) -> list[GaugeMetricFamily]:
+    """The probe's metric families, for any collector: one series per host probed."""
+    up = GaugeMetricFamily(
+        "lazarus_bmc_probe_up",
+        "1 when the host's BMC answered the last probe and took the login, else 0.",
+        labels=["host"],
+    )
+    checked = GaugeMetricFamily(
+        "lazarus_bmc_probe_timestamp_seconds", "When the host's BMC was last probed.", labels=["host"]
+    )
+    for result in results:
+        up.add_metric([result.host], 1.0 if result.up else 0.0)
+        checked.add_metric([result.host], result.checked_at.timestamp())
+    return [up, checked]
+
+
 class BmcProbeCollector(Collector):
-    """`lazarus_bmc_probe_up{host}` and `lazarus_bmc_probe_timestamp_seconds{host}`; nothing while
-    Redis does not answer (lazarus_store_up says so)."""
+    """`lazarus_bmc_probe_up{host}` and `lazarus_bmc_probe_timestamp_seconds{host}` from the store;
+    nothing while Redis does not answer (lazarus_store_up says so)."""
 
     def __init__(self, store: ProbeStore) -> None:
         self.store = store
@@ -300,16 +316,4 @@ class BmcProbeCollector(Collector):
             results = self.store.all()
         except (StoreUnavailable, redis.RedisError):
             return
-        up = GaugeMetricFamily(
-            "lazarus_bmc_probe_up",
-            "1 when the host's BMC answered the last probe and took the login, else 0.",
-            labels=["host"],
-        )
-        checked = GaugeMetricFamily(
-            "lazarus_bmc_probe_timestamp_seconds", "When the host's BMC was last probed.", labels=["host"]
-        )
-        for result in results:
-            up.add_metric([result.host], 1.0 if result.up else 0.0)
-            checked.add_metric([result.host], result.checked_at.timestamp())
-        yield up
-        yield checked
+        yield from probe_metrics(results)
