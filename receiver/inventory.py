@@ -12,6 +12,9 @@ The file format (``lazarus inventory apply FILE``)::
 
 The password is only ever a *reference*; the value is resolved by the worker when it fences
 and never stored in Redis, a record, a log line or an error.
+
+Segments and hosts carry a stable ``uuid``: derived from the name when first created (so a
+file applied twice names the same objects), then stored and kept through renames.
 """
 
 from __future__ import annotations
@@ -20,13 +23,13 @@ import enum
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from receiver.domain.model import BmcTarget, Secret
-from receiver.errors import ConfigError
+from receiver.errors import ConfigError, LazarusError
 
 _NAMESPACE = uuid.UUID("6f1d3c52-5a3e-4c8e-9b7e-1f0b8d5c2a11")
 
@@ -38,8 +41,39 @@ class RecoveryMethod(enum.StrEnum):
     RH_PRIORITY = "rh_priority"
 
 
+class InventoryConflict(LazarusError):
+    """A change that the inventory's current state forbids: a duplicate name, or a segment
+    under recovery (Masakari answers 409 for both)."""
+
+
+def default_uuid(kind: str, name: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{kind}:{name}"))
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Identified(_Model):
+    """A named object with a stable uuid (given, stored, or derived from the name)."""
+
+    kind: ClassVar[str] = ""
+    uuid: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_uuid(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("uuid") and isinstance(data.get("name"), str):
+            return {**data, "uuid": default_uuid(cls.kind, data["name"])}
+        return data
+
+    @field_validator("uuid")
+    @classmethod
+    def _uuid_form(cls, value: str) -> str:
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            raise ValueError("must be a UUID") from None
 
 
 class PasswordRef(_Model):
@@ -92,7 +126,8 @@ class BmcSpec(_Model):
         )
 
 
-class HostSpec(_Model):
+class HostSpec(_Identified):
+    kind: ClassVar[str] = "host"
     name: str = Field(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-9._-]+$")
     type: str = "COMPUTE"
     control_attributes: str = ""
@@ -100,22 +135,15 @@ class HostSpec(_Model):
     on_maintenance: bool = False
     bmc: BmcSpec | None = None
 
-    @property
-    def uuid(self) -> str:
-        return str(uuid.uuid5(_NAMESPACE, f"host:{self.name}"))
 
-
-class SegmentSpec(_Model):
+class SegmentSpec(_Identified):
+    kind: ClassVar[str] = "segment"
     name: str = Field(min_length=1, max_length=255)
     description: str | None = None
     recovery_method: RecoveryMethod = RecoveryMethod.AUTO
     service_type: str = "COMPUTE"
     enabled: bool = True
     hosts: list[HostSpec] = Field(default_factory=list)
-
-    @property
-    def uuid(self) -> str:
-        return str(uuid.uuid5(_NAMESPACE, f"segment:{self.name}"))
 
 
 class Inventory(_Model):
@@ -135,6 +163,9 @@ class Inventory(_Model):
                         f"host {host.name!r} is in segments {seen_hosts[host.name]!r} and {segment.name!r}"
                     )
                 seen_hosts[host.name] = segment.name
+        uuids = [s.uuid for s in self.segments] + [h.uuid for s in self.segments for h in s.hosts]
+        if len(set(uuids)) != len(uuids):
+            raise ValueError("two segments or hosts share a uuid")
         return self
 
 
