@@ -23,7 +23,7 @@ from receiver.domain.alerts import parse_webhook
 from receiver.errors import InputError, NotFound, StoreUnavailable
 from receiver.metrics import RedisStateCollector
 from receiver.settings import load_settings
-from receiver.web import operator_api, views
+from receiver.web import masakari_api, operator_api, views
 from receiver.web.auth import Credentials
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ def create_app(services: Services | None = None) -> Flask:
     _boundary(app, credentials, requests_total, hook.max_body_bytes)
     _webhook_routes(app, services, heartbeat)
     _read_routes(app, services)
+    masakari_api.register(app, services)
     operator_api.register(app, services)
     _ops_routes(app, services, registry, heartbeat)
     return app
@@ -83,8 +84,13 @@ def _boundary(app: Flask, credentials: Credentials, requests_total: Counter, max
 
     @app.before_request
     def authenticate() -> Response | None:
-        if request.path.startswith("/v1") and not credentials.allows(
-            request.headers.get("Authorization"), request.headers.get("X-Auth-Token")
+        public = request.path in masakari_api.PUBLIC_PATHS  # version discovery comes before auth
+        if (
+            request.path.startswith("/v1")
+            and not public
+            and not credentials.allows(
+                request.headers.get("Authorization"), request.headers.get("X-Auth-Token")
+            )
         ):
             return error(401, "authentication required")
         return None
@@ -178,19 +184,6 @@ def _read_routes(app: Flask, services: Services) -> None:
     def list_vmoves(uuid: str) -> Response:
         record = services.store.get(uuid)
         return answer({"vmoves": [views.vmove(record, m) for m in record.vmoves]}, 200)
-
-    @app.get("/v1/segments")
-    def list_segments() -> Response:
-        inventory = services.inventory.load()
-        return answer({"segments": [views.segment(s) for s in inventory.segments]}, 200)
-
-    @app.get("/v1/segments/<segment_id>/hosts")
-    def list_hosts(segment_id: str) -> Response:
-        inventory = services.inventory.load()
-        if not any(segment_id in (s.uuid, s.name) for s in inventory.segments):
-            raise NotFound(f"segment {segment_id} not found")
-        hosts = [h for h in services.inventory.hosts() if segment_id in (h.segment.uuid, h.segment.name)]
-        return answer({"hosts": [views.host(h) for h in hosts]}, 200)
 
 
 def _ops_routes(

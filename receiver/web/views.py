@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from receiver.adapters.redis_inventory import HostView
+from receiver.adapters.redis_inventory import HostView, SegmentView
 from receiver.adapters.redis_store import StoredNotification
 from receiver.domain.record import Notification, Step
-from receiver.inventory import SegmentSpec
 
 if TYPE_CHECKING:
     from receiver.notify.ledger import DeliveryEntry
@@ -81,19 +80,27 @@ def workflow_details(steps: tuple[Step, ...]) -> list[dict[str, Any]]:
     return list(tasks.values())
 
 
-def segment(spec: SegmentSpec) -> dict[str, Any]:
+def segment(view: SegmentView) -> dict[str, Any]:
+    """Masakari's failover segment, field for field."""
+    spec, meta = view.spec, view.meta
     return {
+        "id": meta.id,
         "uuid": spec.uuid,
-        "id": spec.uuid,
         "name": spec.name,
-        "description": spec.description,
-        "recovery_method": spec.recovery_method.value,
         "service_type": spec.service_type,
         "enabled": spec.enabled,
+        "description": spec.description,
+        "recovery_method": spec.recovery_method.value,
+        "created_at": meta.created_at,
+        "updated_at": meta.updated_at,
+        "deleted_at": None,
+        "deleted": False,
     }
 
 
 def host(view: HostView) -> dict[str, Any]:
+    """Masakari's host, then ours: the fencing block (a password *reference*, never a value),
+    why it is on maintenance, and the recovery that holds it."""
     spec = view.spec
     bmc = None
     if spec.bmc is not None:
@@ -105,15 +112,21 @@ def host(view: HostView) -> dict[str, Any]:
             "password_ref": spec.bmc.password.describe(),
         }
     return {
+        "id": view.meta.id,
         "uuid": spec.uuid,
-        "id": spec.uuid,
         "name": spec.name,
-        "type": spec.type,
-        "control_attributes": spec.control_attributes,
-        "reserved": spec.reserved,
-        "on_maintenance": view.on_maintenance,
-        "maintenance_reason": view.state.reason if view.on_maintenance else None,
         "failover_segment_id": view.segment.uuid,
-        "failover_segment": segment(view.segment),
+        "failover_segment": segment(SegmentView(view.segment, view.segment_meta)),
+        "type": spec.type,
+        "reserved": spec.reserved,
+        "control_attributes": spec.control_attributes,
+        "on_maintenance": view.on_maintenance,
+        "created_at": view.meta.created_at,
+        "updated_at": view.meta.updated_at,
+        "deleted_at": None,
+        "deleted": False,
         "fencing": bmc,
+        "maintenance_reason": view.state.reason if view.on_maintenance else None,
+        "fenced_by": view.state.notification_uuid if view.on_maintenance else None,
+        "under_recovery": view.recovery,
     }

@@ -229,47 +229,6 @@ def test_metrics_count_outcomes(client: FlaskClient) -> None:
     assert 'lazarus_webhook_requests_total{code="200"} 2.0' in text
 
 
-def test_segments_and_hosts_read_api(client: FlaskClient) -> None:
-    from receiver.bootstrap import utc_now
-    from receiver.inventory import parse_inventory
-
-    services = client.application.extensions["lazarus"]
-    services.inventory.apply(
-        parse_inventory(
-            {
-                "segments": [
-                    {
-                        "name": "rack-a",
-                        "recovery_method": "auto",
-                        "hosts": [
-                            {
-                                "name": "node-01",
-                                "bmc": {
-                                    "address": "10.0.0.1",
-                                    "username": "admin",
-                                    "password": {"file": "/etc/lazarus/bmc/node-01"},
-                                },
-                            },
-                            {"name": "spare-01", "reserved": True},
-                        ],
-                    }
-                ]
-            }
-        ),
-        utc_now(),
-    )
-    segments = client.get("/v1/segments", headers=AUTH).get_json()["segments"]
-    assert [(s["name"], s["recovery_method"], s["enabled"]) for s in segments] == [("rack-a", "auto", True)]
-    hosts = client.get(f"/v1/segments/{segments[0]['uuid']}/hosts", headers=AUTH).get_json()["hosts"]
-    assert [(h["name"], h["reserved"], h["on_maintenance"]) for h in hosts] == [
-        ("node-01", False, False),
-        ("spare-01", True, False),
-    ]
-    assert hosts[0]["fencing"]["password_ref"] == "file:/etc/lazarus/bmc/node-01"
-    assert "password" not in {k for k in hosts[0]["fencing"] if k != "password_ref"}
-    assert client.get("/v1/segments/nope/hosts", headers=AUTH).status_code == 404
-
-
 def test_operator_actions_over_http(client: FlaskClient) -> None:
     uuid = post(client, webhook(host_alert("node-01"))).get_json()["alerts"][0]["notification_uuid"]
     url = f"/v1/notifications/{uuid}"
