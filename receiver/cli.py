@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from receiver import cli_operator
+from receiver import cli_inventory, cli_operator
 from receiver.errors import ConfigError, LazarusError
 from receiver.settings import Settings, load_settings
 
@@ -236,6 +236,7 @@ def _services() -> object:
 
 
 cli_operator.register(notifications, _services)
+cli_inventory.register(main, _services)
 
 
 @inventory.command("apply")

@@ -1,0 +1,286 @@
+"""`lazarus segment list|show|create|update|delete` and `lazarus host ...`: the inventory store,
+edited one object at a time, under the same rules as the Masakari API (unique names, nothing
+changes in a segment under recovery, a fenced host stays on maintenance).
+
+`lazarus inventory apply FILE` remains the declarative way; these are for the quick change
+at 3 a.m. A BMC password is given as a reference (an environment variable or a file that
+the worker reads when it fences), never as a value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from receiver.inventory import RecoveryMethod
+
+_METHODS = click.Choice([m.value for m in RecoveryMethod])
+NEEDS_SPARES = frozenset({"reserved_host", "auto_priority", "rh_priority"})
+
+
+def register(group: click.Group, services_factory: Callable[[], object]) -> None:
+    """Add `segment` and `host` to the `lazarus` group."""
+    group.add_command(_segment_group(services_factory))
+    group.add_command(_host_group(services_factory))
+
+
+def _store(services_factory: Callable[[], object]) -> Any:
+    from receiver.bootstrap import Services
+
+    services = services_factory()
+    assert isinstance(services, Services)
+    return services.inventory
+
+
+def _call(action: Callable[[], Any]) -> Any:
+    from receiver.errors import LazarusError
+
+    try:
+        return action()
+    except LazarusError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def _now() -> Any:
+    from receiver.bootstrap import utc_now
+
+    return utc_now()
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if v is not None}
+
+
+# -- segments ------------------------------------------------------------------------------
+
+
+def _segment_group(services_factory: Callable[[], object]) -> click.Group:
+    @click.group("segment")
+    def segment() -> None:
+        """Failover segments (Masakari's), and their hosts."""
+
+    @segment.command("list")
+    @click.option("--json", "as_json", is_flag=True)
+    def segment_list(as_json: bool) -> None:
+        from receiver.web import views
+
+        segments = _call(lambda: _store(services_factory).segments())
+        if as_json:
+            click.echo(json.dumps({"segments": [views.segment(s) for s in segments]}, indent=2))
+            return
+        click.echo(f"{'UUID':36}  {'NAME':20}  {'RECOVERY':14}  {'ENABLED':7}  DESCRIPTION")
+        for s in segments:
+            spec = s.spec
+            enabled = "yes" if spec.enabled else "no"
+            click.echo(
+                f"{spec.uuid:36}  {spec.name:20}  {spec.recovery_method.value:14}  {enabled:7}  "
+                f"{spec.description or ''}"
+            )
+
+    @segment.command("show")
+    @click.argument("segment_ref", metavar="SEGMENT")
+    @click.option("--json", "as_json", is_flag=True)
+    def segment_show(segment_ref: str, as_json: bool) -> None:
+        """A segment, its hosts, and which of them are free reserved spares."""
+        from receiver.web import views
+
+        seg, hosts = _call(lambda: _store(services_factory).segment_hosts(segment_ref))
+        if as_json:
+            body = {**views.segment(seg), "hosts": [views.host(h) for h in hosts]}
+            click.echo(json.dumps({"segment": body}, indent=2))
+            return
+        click.echo(render_segment(seg, hosts))
+
+    @segment.command("create")
+    @click.argument("name")
+    @click.option("--recovery-method", type=_METHODS, default="auto", show_default=True)
+    @click.option("--service-type", default="COMPUTE", show_default=True)
+    @click.option("--description")
+    @click.option("--enabled/--disabled", default=True, show_default=True)
+    def segment_create(name: str, **options: Any) -> None:
+        fields = _given(name=name, **options)
+        created = _call(lambda: _store(services_factory).create_segment(fields, _now()))
+        click.echo(f"segment {created.spec.name}: created ({created.spec.uuid})")
+
+    @segment.command("update")
+    @click.argument("segment_ref", metavar="SEGMENT")
+    @click.option("--name")
+    @click.option("--recovery-method", type=_METHODS)
+    @click.option("--service-type")
+    @click.option("--description")
+    @click.option("--enabled/--disabled", default=None)
+    def segment_update(segment_ref: str, **options: Any) -> None:
+        changes = _given(**options)
+        if not changes:
+            raise click.UsageError("nothing to change: give at least one option")
+        updated = _call(lambda: _store(services_factory).update_segment(segment_ref, changes, _now()))
+        click.echo(f"segment {updated.spec.name}: updated")
+
+    @segment.command("delete")
+    @click.argument("segment_ref", metavar="SEGMENT")
+    def segment_delete(segment_ref: str) -> None:
+        """Delete a segment and its hosts (refused while one of them is under recovery)."""
+        for line in _call(lambda: _store(services_factory).delete_segment(segment_ref)):
+            click.echo(line)
+
+    return segment
+
+
+def render_segment(seg: Any, hosts: list[Any]) -> str:
+    spec = seg.spec
+    lines = [
+        f"segment {spec.name} ({spec.uuid}, id {seg.meta.id})",
+        f"  recovery     {spec.recovery_method.value}",
+        f"  service      {spec.service_type}",
+        f"  enabled      {'yes' if spec.enabled else 'no'}",
+        f"  description  {spec.description or '-'}",
+        f"  hosts        {len(hosts)}",
+    ]
+    for h in sorted(hosts, key=lambda v: v.spec.name):
+        notes = []
+        if h.spec.reserved:
+            notes.append("reserved spare" + ("" if _free_spare(h) else " (not available)"))
+        if h.on_maintenance:
+            notes.append(f"on maintenance: {h.state.reason or 'no reason given'}")
+        if h.recovery:
+            notes.append(f"under recovery {h.recovery}")
+        if h.spec.bmc is None:
+            notes.append("no fence method")
+        lines.append(f"    {h.spec.name:24} {'; '.join(notes) or 'in service'}")
+    spares = [h for h in hosts if h.spec.reserved]
+    free = [h for h in spares if _free_spare(h)]
+    lines.append(f"  spares       {len(free)} free of {len(spares)} reserved")
+    if spec.recovery_method.value in NEEDS_SPARES and not free:
+        lines.append(
+            f"  WARNING      recovery method {spec.recovery_method.value} needs a free reserved spare"
+        )
+    return "\n".join(lines)
+
+
+def _free_spare(host: Any) -> bool:
+    return bool(host.spec.reserved and not host.on_maintenance and not host.recovery)
+
+
+# -- hosts ---------------------------------------------------------------------------------
+
+
+def _bmc_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.option("--type", "host_type", help="Masakari's host type (default COMPUTE)."),
+            click.option("--control-attributes"),
+            click.option("--reserved/--not-reserved", default=None, help="A spare for reserved_host."),
+            click.option("--on-maintenance/--in-service", default=None),
+            click.option("--bmc-driver", help="The fence driver (default ipmi)."),
+            click.option("--bmc-address"),
+            click.option("--bmc-port", type=int),
+            click.option("--bmc-username"),
+            click.option(
+                "--bmc-password-env", metavar="VARIABLE", help="Where the worker reads the password."
+            ),
+            click.option(
+                "--bmc-password-file", type=click.Path(path_type=Path), help="Likewise, from a file."
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _host_fields(options: dict[str, Any]) -> dict[str, Any]:
+    fields = _given(
+        type=options.pop("host_type"),
+        control_attributes=options.pop("control_attributes"),
+        reserved=options.pop("reserved"),
+        on_maintenance=options.pop("on_maintenance"),
+    )
+    env, file = options.pop("bmc_password_env"), options.pop("bmc_password_file")
+    if env is not None and file is not None:
+        raise click.UsageError("give --bmc-password-env or --bmc-password-file, not both")
+    bmc = _given(
+        driver=options.pop("bmc_driver"),
+        address=options.pop("bmc_address"),
+        port=options.pop("bmc_port"),
+        username=options.pop("bmc_username"),
+        password={"env": env} if env else {"file": str(file)} if file else None,
+    )
+    if bmc:
+        fields["bmc"] = bmc
+    return fields
+
+
+def _host_group(services_factory: Callable[[], object]) -> click.Group:
+    @click.group("host")
+    def host() -> None:
+        """Hosts of the failover segments (host names are unique across segments)."""
+
+    @host.command("list")
+    @click.option("--segment", "segment_ref", help="Only the hosts of this segment.")
+    @click.option("--json", "as_json", is_flag=True)
+    def host_list(segment_ref: str | None, as_json: bool) -> None:
+        from receiver.web import views
+
+        store = _store(services_factory)
+        hosts = _call(lambda: store.segment_hosts(segment_ref)[1] if segment_ref else store.hosts())
+        if as_json:
+            click.echo(json.dumps({"hosts": [views.host(h) for h in hosts]}, indent=2))
+            return
+        click.echo(f"{'NAME':24}  {'SEGMENT':20}  {'RESERVED':8}  {'MAINT':5}  {'FENCING':24}  RECOVERY")
+        for h in hosts:
+            bmc = f"{h.spec.bmc.driver} {h.spec.bmc.address}" if h.spec.bmc else "-"
+            click.echo(
+                f"{h.spec.name:24}  {h.segment.name:20}  {'yes' if h.spec.reserved else 'no':8}  "
+                f"{'yes' if h.on_maintenance else 'no':5}  {bmc:24}  {h.recovery or '-'}"
+            )
+
+    @host.command("show")
+    @click.argument("host_ref", metavar="HOST")
+    def host_show(host_ref: str) -> None:
+        """A host as the API shows it (JSON): its fencing block holds a password reference only."""
+        from receiver.web import views
+
+        view = _call(lambda: _store(services_factory).host_in(None, host_ref))
+        click.echo(json.dumps({"host": views.host(view)}, indent=2))
+
+    @host.command("create")
+    @click.argument("name")
+    @click.option("--segment", "segment_ref", required=True)
+    @_bmc_options
+    def host_create(name: str, segment_ref: str, **options: Any) -> None:
+        fields = {"name": name, **_host_fields(options)}
+        created = _call(
+            lambda: _store(services_factory).create_host(segment_ref, fields, _now(), source="cli")
+        )
+        click.echo(
+            f"host {created.spec.name}: created in segment {created.segment.name} ({created.spec.uuid})"
+        )
+
+    @host.command("update")
+    @click.argument("host_ref", metavar="HOST")
+    @click.option("--name")
+    @click.option("--no-bmc", is_flag=True, help="Remove the fence method.")
+    @_bmc_options
+    def host_update(host_ref: str, name: str | None, no_bmc: bool, **options: Any) -> None:
+        changes = {**_given(name=name), **_host_fields(options)}
+        if no_bmc:
+            if "bmc" in changes:
+                raise click.UsageError("--no-bmc removes the fence method: give no --bmc-* option with it")
+            changes["bmc"] = None
+        if not changes:
+            raise click.UsageError("nothing to change: give at least one option")
+        updated = _call(
+            lambda: _store(services_factory).update_host(None, host_ref, changes, _now(), source="cli")
+        )
+        click.echo(f"host {updated.spec.name}: updated")
+
+    @host.command("delete")
+    @click.argument("host_ref", metavar="HOST")
+    def host_delete(host_ref: str) -> None:
+        for line in _call(lambda: _store(services_factory).delete_host(None, host_ref)):
+            click.echo(line)
+
+    return host
