@@ -83,12 +83,13 @@ class LabRig:
         jobs.run_recovery(uuid)
         return self.services.store.get(uuid)
 
-    def nova(self, path: str) -> Any:
-        request = urllib.request.Request(self.lab.nova_endpoint + path)
+    def nova(self, path: str, method: str = "GET") -> Any:
+        request = urllib.request.Request(self.lab.nova_endpoint + path, method=method)
         request.add_header("X-Auth-Token", self.lab.token)
         request.add_header("OpenStack-API-Version", "compute 2.94")
         with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
+            body = response.read()
+            return json.loads(body) if body else None
 
     def servers_on(self, host: str) -> list[dict[str, Any]]:
         servers: list[dict[str, Any]] = self.nova(f"/servers/detail?all_tenants=1&host={host}")["servers"]
