@@ -69,14 +69,24 @@ class Services:
         return self._compute
 
     def power(self, driver: str) -> PowerController:
+        """The fence driver by name; each is built on first use (a worker may never need Redfish)."""
         if driver not in self._power:
-            if driver != "ipmi":
+            timeout_s = self.settings.fencing.bmc_timeout_s
+            if driver == "ipmi":
+                from receiver.adapters.ipmi import IpmiPower
+
+                self._power[driver] = IpmiPower(timeout_s=timeout_s)
+            elif driver == "redfish":
+                from receiver.adapters.redfish import RedfishPower
+
+                ca_file = self.settings.fencing.redfish_ca_file
+                self._power[driver] = RedfishPower(
+                    timeout_s=timeout_s, ca_file=str(ca_file) if ca_file else None
+                )
+            else:
                 from receiver.errors import ConfigError
 
                 raise ConfigError(f"bmc.driver: unknown fence driver {driver!r}")
-            from receiver.adapters.ipmi import IpmiPower
-
-            self._power[driver] = IpmiPower(timeout_s=self.settings.fencing.bmc_timeout_s)
         return self._power[driver]
 
 

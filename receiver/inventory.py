@@ -109,11 +109,27 @@ class PasswordRef(_Model):
 
 
 class BmcSpec(_Model):
-    driver: str = Field(default="ipmi", pattern="^(ipmi)$")
+    """One fence method: IPMI (address, UDP port) or Redfish (host or URL; TLS verified unless insecure)."""
+
+    driver: str = Field(default="ipmi", pattern="^(ipmi|redfish)$")
     address: str = Field(min_length=1, max_length=255)
     port: int = Field(default=623, ge=1, le=65535)
     username: str = Field(min_length=1, max_length=64)
     password: PasswordRef
+    insecure: bool = False  # redfish only: skip TLS verification (a lab; never a production BMC)
+
+    @model_validator(mode="after")
+    def _valid_for_driver(self) -> BmcSpec:
+        if self.driver == "redfish":
+            from receiver.adapters.redfish import parse_redfish_address
+
+            try:
+                parse_redfish_address(self.address, self.port)
+            except ConfigError as exc:
+                raise ValueError(exc.message) from None
+        elif self.insecure:
+            raise ValueError("insecure applies to the redfish driver only")
+        return self
 
     def target(self, host: str) -> BmcTarget:
         return BmcTarget(
@@ -123,6 +139,7 @@ class BmcSpec(_Model):
             username=self.username,
             password=self.password.resolve(host),
             driver=self.driver,
+            insecure=self.insecure,
         )
 
 
@@ -133,7 +150,13 @@ class HostSpec(_Identified):
     control_attributes: str = ""
     reserved: bool = False
     on_maintenance: bool = False
-    bmc: BmcSpec | None = None
+    bmc: BmcSpec | None = None  # the first fence method
+    fence_fallbacks: list[BmcSpec] = Field(default_factory=list)  # tried in order when the one before fails
+
+    @property
+    def fence_methods(self) -> list[BmcSpec]:
+        """Every way to power this host off, in the order to try them (escalation)."""
+        return ([self.bmc] if self.bmc else []) + list(self.fence_fallbacks)
 
 
 class SegmentSpec(_Identified):

@@ -56,6 +56,7 @@ class FencingSettings(_Section):
     power_off_timeout_s: float = Field(default=30.0, gt=0)
     power_off_attempts: int = Field(default=3, ge=1, le=10)
     poll_interval_s: float = Field(default=1.0, gt=0)
+    redfish_ca_file: Path | None = None  # the site CA that signs BMC certificates (else the system store)
 
 
 class StormSettings(_Section):

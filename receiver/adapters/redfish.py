@@ -182,8 +182,7 @@ class RedfishPower:
             raise refused from None
         tls = None
         if endpoint.scheme == "https":
-            # BmcTarget.insecure is proposed; until it exists every target is verified.
-            tls = _tls_context(self._ca_file, insecure=getattr(target, "insecure", False) is True)
+            tls = _tls_context(self._ca_file, insecure=target.insecure)
         return _Call(target, endpoint, action, self._timeout_s, tls)
 
 

@@ -48,6 +48,7 @@ class BmcTarget:
     username: str
     password: Secret = field(repr=False)
     driver: str = "ipmi"
+    insecure: bool = False  # redfish: skip TLS verification (labs only)
 
 
 @dataclass(frozen=True)

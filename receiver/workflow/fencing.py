@@ -15,6 +15,7 @@ from receiver.domain.reasons import Reason
 from receiver.domain.record import FenceAttempt, iso
 from receiver.errors import BmcRefused, BmcUnreachable, FenceError
 from receiver.ports import PowerController
+from receiver.probe import describe_bmc
 from receiver.settings import FencingSettings
 from receiver.workflow.context import Clock, RecoveryContext
 
@@ -30,7 +31,7 @@ def fence(
     ctx: RecoveryContext, power: PowerController, target: BmcTarget, policy: FencingSettings
 ) -> FenceResult:
     """Up to `power_off_attempts` rounds of power-off then read-back, within the timeout."""
-    bmc = f"{target.address}:{target.port}"
+    bmc = describe_bmc(target.driver, target.address, target.port)
     deadline = ctx.clock.now().timestamp() + policy.power_off_timeout_s
     last = FenceResult(False, Reason.BMC_UNREACHABLE, "no fence attempt was made")
     for attempt in range(1, policy.power_off_attempts + 1):

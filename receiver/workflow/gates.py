@@ -22,6 +22,7 @@ from receiver.domain.record import MoveStatus, Notification, Status, iso
 from receiver.domain.storm import Population, StormPolicy, StormVerdict, judge_storm
 from receiver.domain.verify import Signal, VerifyVerdict, judge_signals, nova_signal
 from receiver.errors import LazarusError
+from receiver.probe import describe_bmc
 from receiver.workflow.context import RecoveryContext
 from receiver.workflow.deps import HostRecoveryDeps
 from receiver.workflow.evacuation import plan_moves
@@ -139,11 +140,12 @@ def _signals(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> li
 
 
 def _describe_plan(host: HostView, servers: list[Server]) -> str:
-    bmc = host.spec.bmc
+    methods = host.spec.fence_methods
+    via = " then ".join(f"{m.driver} at {describe_bmc(m.driver, m.address, m.port)}" for m in methods)
     fence = (
-        f"fence {host.spec.name} via {bmc.driver} at {bmc.address}:{bmc.port}"
-        if bmc
-        else (f"fence {host.spec.name}: no fence method, an operator must confirm it is off")
+        f"fence {host.spec.name} via {via}"
+        if methods
+        else f"fence {host.spec.name}: no fence method, an operator must confirm it is off"
     )
     names = ", ".join(f"{s.name} ({s.status})" for s in servers) or "none"
     return f"{fence}; force down and disable its compute service; evacuate {len(servers)} instances: {names}"
@@ -175,7 +177,7 @@ def _approval_needed(
     ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView, servers: list[Server]
 ) -> str | None:
     policy = deps.settings.approval
-    if host.spec.bmc is None:
+    if not host.spec.fence_methods:
         return "the host has no fence method: an operator must confirm it is powered off"
     if policy.required:
         return "approval is required for every host recovery"

@@ -16,6 +16,7 @@ from receiver.domain.model import ComputeService
 from receiver.domain.reasons import Reason
 from receiver.domain.record import FenceAttempt, MoveStatus, Notification, Phase, Status, iso
 from receiver.errors import ComputeError, ComputeRejected, ConfigError, NotFound
+from receiver.inventory import BmcSpec
 from receiver.ports import Compute
 from receiver.workflow import gates
 from receiver.workflow.context import RecoveryContext
@@ -116,26 +117,46 @@ def _fence(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notif
     waiting_or_refused = gates.pre_fence(ctx, deps, host)
     if waiting_or_refused is not None:
         return waiting_or_refused
-    if host.spec.bmc is None:
+    methods = host.spec.fence_methods
+    if not methods:
         # Only reachable through an approval: the operator's word, with who and when, is the proof.
         _record_operator_confirmation(ctx, hostname)
     else:
-        try:
-            target = host.spec.bmc.target(hostname)
-        except ConfigError as exc:
-            return ctx.finish(Status.FAILED, Reason.FENCE_CONFIG_INVALID, exc.message)
-        result = fence(ctx, deps.power(target.driver), target, deps.settings.fencing)
-        if not result.confirmed_off:
-            return ctx.finish(
-                Status.FAILED,
-                result.reason or Reason.POWER_STILL_ON,
-                f"fencing failed, nothing evacuated: {result.message}",
-            )
+        refusal = _escalate(ctx, deps, hostname, methods)
+        if refusal is not None:
+            return refusal
     now = ctx.clock.now()
     # The host is off and stays out of service until an operator reinstates it (rule 5).
     deps.inventory.set_maintenance(hostname, f"fenced by recovery {ctx.uuid}", ctx.uuid, now)
     ctx.update(lambda r: r.advance(Phase.FENCED, now).sleep_until(None, now))
     return None
+
+
+def _escalate(
+    ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str, methods: list[BmcSpec]
+) -> Notification | None:
+    """Try each fence method in order until one proves the host off; every attempt is recorded."""
+    failures: list[str] = []
+    last_reason: Reason = Reason.NO_FENCE_METHOD
+    for index, method in enumerate(methods, start=1):
+        try:
+            target = method.target(hostname)
+        except ConfigError as exc:
+            failures.append(f"method {index} ({method.driver}): {exc.message}")
+            last_reason = Reason.FENCE_CONFIG_INVALID
+            continue
+        result = fence(ctx, deps.power(target.driver), target, deps.settings.fencing)
+        if result.confirmed_off:
+            return None
+        failures.append(f"method {index} ({method.driver}): {result.message}")
+        last_reason = result.reason or Reason.POWER_STILL_ON
+        if index < len(methods):
+            ctx.step(
+                "fence",
+                "escalating",
+                f"{method.driver} could not prove {hostname} off; trying the next method",
+            )
+    return ctx.finish(Status.FAILED, last_reason, "fencing failed, nothing evacuated: " + "; ".join(failures))
 
 
 def _record_operator_confirmation(ctx: RecoveryContext, hostname: str) -> None:
