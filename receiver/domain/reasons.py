@@ -65,3 +65,12 @@ class Reason(enum.StrEnum):
     COMPLETED = "completed"
     # boundaries
     INTERNAL_ERROR = "internal_error"
+    # placement: which instances of a dead host move, and where (selection, placement, diagnosis)
+    INSTANCE_IN_ERROR = "instance_in_error"  # skipped by configuration
+    PCI_PASSTHROUGH = "pci_passthrough"  # flavor pci_passthrough:alias: the device stays on the dead host
+    LOCAL_DISK = "local_disk"  # image-backed root on local storage, no volume, no shared storage
+    NUMA_UNSATISFIABLE = "numa_unsatisfiable"  # pinned CPUs / NUMA nodes that no target offers
+    FLAVOR_UNKNOWN = "flavor_unknown"  # the server record carries no flavor details to plan with
+    INSUFFICIENT_CAPACITY = "insufficient_capacity"  # no target (or spare) with room
+    NO_FREE_SPARE = "no_free_spare"  # the method needs a reserved spare and none is free
+    CAPACITY_HOLD = "capacity_hold"  # the plan falls short and the segment's policy holds for approval
