@@ -127,6 +127,8 @@ def worker(burst: bool, name: str | None) -> None:
 
     if not burst:
         threading.Thread(target=reconcile_forever, name="reconciler", daemon=True).start()
+        if settings.probe.enabled:
+            _start_prober(services, stop, name or f"worker-{os.getpid()}")
     queues = [services.queue.queue]
     if settings.notifiers:
         # After the recovery queue: RQ takes jobs in queue order, recoveries first.
@@ -177,6 +179,27 @@ def notify_test(notifier: str) -> None:
         click.echo(f"{notifier} ({config.type}) {label}: {state} {result.detail}".rstrip())
     if not all(result.ok for _, result in results):
         raise SystemExit(1)
+
+
+def _start_prober(services: Any, stop: threading.Event, owner: str) -> None:
+    """One BMC probe round per interval across the cluster (whichever worker claims it)."""
+    from receiver.bootstrap import utc_now
+    from receiver.probe import ProbeStore, probe_all, probe_forever
+
+    config = services.settings.probe
+    store = ProbeStore(services.redis, services.settings.key_prefix, config.max_age_s)
+
+    def run_round() -> object:
+        hosts = [view.spec for view in services.inventory.hosts()]
+        return probe_all(hosts, services.power, utc_now, store=store, parallel=config.parallel)
+
+    thread = threading.Thread(
+        target=probe_forever,
+        args=(run_round, store, owner, config.interval_s, stop),
+        name="bmc-probe",
+        daemon=True,
+    )
+    thread.start()
 
 
 @main.group()

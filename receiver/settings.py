@@ -133,6 +133,15 @@ class ServeSettings(_Section):
     timeout_s: int = Field(default=30, ge=1)
 
 
+class ProbeSettings(_Section):
+    """The periodic, read-only BMC probe: a broken BMC is found before the night it is needed."""
+
+    enabled: bool = True
+    interval_s: float = Field(default=300.0, gt=0)
+    parallel: int = Field(default=8, ge=1, le=64)
+    max_age_s: float = Field(default=3600.0, gt=0)
+
+
 class WorkerSettings(_Section):
     lease_ttl_s: float = Field(default=20.0, ge=2)
     retention_s: float = Field(default=90 * 86400.0, gt=0)  # ended records older than this are deleted
@@ -173,6 +182,7 @@ class Settings(BaseSettings):
     nova: NovaSettings = NovaSettings()
     serve: ServeSettings = ServeSettings()
     worker: WorkerSettings = WorkerSettings()
+    probe: ProbeSettings = ProbeSettings()
     notifiers: Notifiers = Field(default_factory=list)  # receiver/notify/config.py has the format
     notify: NotifySettings = NotifySettings()
 

@@ -50,6 +50,17 @@ DEFAULT_TIMEOUT_S = 10.0
 _BMC_LOCKS: dict[tuple[str, int], threading.Lock] = {}
 _BMC_LOCKS_GUARD = threading.Lock()
 
+
+def _reset_locks_after_fork() -> None:
+    # A child forked while another thread of its parent (say the worker's BMC prober) held a
+    # BMC's lock would inherit it held forever: every fence of that host would then time out.
+    global _BMC_LOCKS_GUARD  # noqa: PLW0603 - the module's own per-process lock table
+    _BMC_LOCKS.clear()
+    _BMC_LOCKS_GUARD = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_locks_after_fork)
+
 # What the child may be asked to do: our action name -> pyghmi call.
 _ACTIONS = {"power-off": "off", "power-on": "on", "power-state read": "state"}
 

@@ -22,6 +22,7 @@ from receiver.bootstrap import Services, build
 from receiver.domain.alerts import parse_webhook
 from receiver.errors import InputError, NotFound, StoreUnavailable
 from receiver.metrics import RedisStateCollector
+from receiver.probe import BmcProbeCollector, ProbeStore
 from receiver.settings import load_settings
 from receiver.web import masakari_api, operator_api, views
 from receiver.web.auth import Credentials
@@ -210,6 +211,9 @@ def _ops_routes(
         else:
             scrape.register(_RegistryView(registry))
         scrape.register(RedisStateCollector(services.redis, settings.key_prefix, settings.queue_name))
+        scrape.register(
+            BmcProbeCollector(ProbeStore(services.redis, settings.key_prefix, settings.probe.max_age_s))
+        )
         scrape.register(watchdog.HeartbeatCollector(heartbeat))
         return Response(generate_latest(scrape), mimetype=CONTENT_TYPE_LATEST)
 
