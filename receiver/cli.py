@@ -9,11 +9,11 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from receiver import cli_inventory, cli_operator
+from receiver import cli_host_ops, cli_inventory, cli_operator
 from receiver.errors import ConfigError, LazarusError
 from receiver.settings import Settings, load_settings
 
@@ -260,6 +260,7 @@ def _services() -> object:
 
 cli_operator.register(notifications, _services)
 cli_inventory.register(main, _services)
+cli_host_ops.register(cast(click.Group, main.commands["host"]), _services)
 
 
 @inventory.command("apply")
