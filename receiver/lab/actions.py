@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Response, jsonify
 
+from receiver.lab.action_log import Requester
 from receiver.lab.cloud import Cloud
 from receiver.lab.model import Instance, NovaError
 from receiver.lab.views import Version
@@ -22,32 +23,36 @@ EVACUATE_KEYS_BY_VERSION: tuple[tuple[Version, set[str]], ...] = (
 )
 
 
-def run_action(cloud: Cloud, server_id: str, body: dict[str, Any], version: Version) -> ActionResult:
+def run_action(
+    cloud: Cloud, server_id: str, body: dict[str, Any], version: Version, requester: Requester
+) -> ActionResult:
     if len(body) != 1:
         raise NovaError(400, "Malformed request body")
     ((name, argument),) = body.items()
     if name == "evacuate":
-        return _evacuate(cloud, server_id, argument, version)
+        return _evacuate(cloud, server_id, argument, version, requester)
     if name == "os-start":
-        cloud.start_server(server_id)
+        cloud.start_server(server_id, requester)
     elif name == "os-stop":
-        cloud.stop_server(server_id)
+        cloud.stop_server(server_id, requester)
     elif name == "reboot":
         kind = argument.get("type") if isinstance(argument, dict) else None
         if kind not in ("HARD", "SOFT"):
             raise NovaError(400, f"Invalid input for field/attribute type. Value: {kind}.")
-        cloud.reboot_server(server_id, hard=kind == "HARD")
+        cloud.reboot_server(server_id, hard=kind == "HARD", requester=requester)
     elif name == "lock":
         reason = argument.get("locked_reason") if isinstance(argument, dict) and version >= (2, 73) else None
-        cloud.lock_server(server_id, True, reason)
+        cloud.lock_server(server_id, True, reason, requester)
     elif name == "unlock":
-        cloud.lock_server(server_id, False)
+        cloud.lock_server(server_id, False, requester=requester)
     else:
         raise NovaError(400, f"There is no such action: {name}")
     return _empty(), 202
 
 
-def _evacuate(cloud: Cloud, server_id: str, argument: Any, version: Version) -> ActionResult:
+def _evacuate(
+    cloud: Cloud, server_id: str, argument: Any, version: Version, requester: Requester
+) -> ActionResult:
     if argument is None:
         argument = {}
     if not isinstance(argument, dict):
@@ -61,7 +66,7 @@ def _evacuate(cloud: Cloud, server_id: str, argument: Any, version: Version) -> 
     target = argument.get("host")
     if target is not None and not isinstance(target, str):
         raise NovaError(400, f"Invalid input for field/attribute host. Value: {target}.")
-    cloud.evacuate(server_id, target, version)
+    cloud.evacuate(server_id, target, version, requester)
     if version < (2, 14):
         # Before 2.14 Nova answers with the new admin password (enable_instance_password defaults on).
         return jsonify({"adminPass": argument.get("adminPass") or secrets.token_urlsafe(9)}), 200
@@ -73,7 +78,7 @@ def _empty() -> Response:
     return Response(b"", content_type="application/json")
 
 
-def boot(cloud: Cloud, spec: Any, version: Version, project_id: str) -> Instance:
+def boot(cloud: Cloud, spec: Any, version: Version, requester: Requester) -> Instance:
     """Nova's `POST /servers` for what the lab needs: name, flavorRef, metadata and a host,
     given as admin's `availability_zone: nova:HOST` or (>= 2.74) `host`."""
     if not isinstance(spec, dict):
@@ -95,6 +100,7 @@ def boot(cloud: Cloud, spec: Any, version: Version, project_id: str) -> Instance
         str(spec["flavorRef"]),
         host=host,
         metadata={str(k): str(v) for k, v in metadata.items()},
-        project_id=project_id,
-        user_id=project_id,
+        project_id=str(requester.project_id),
+        user_id=str(requester.user_id),
+        requester=requester,
     )

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from contextlib import suppress
 
 from receiver.lab import model
+from receiver.lab.action_log import Requester, lab_admin
 from receiver.lab.evacuation import Evacuations
 from receiver.lab.model import Host, Instance, NovaError
 from receiver.lab.scheduler import Demand, choose_host
@@ -39,6 +40,7 @@ class Cloud(Evacuations):
         metadata: dict[str, str],
         project_id: str,
         user_id: str,
+        requester: Requester | None = None,
     ) -> Instance:
         """`POST /servers`: BUILD now, ACTIVE after `action_delay`. A named host (admin's
         `availability_zone=nova:HOST`) bypasses the scheduler's filters, as in Nova."""
@@ -72,6 +74,9 @@ class Cloud(Evacuations):
             )
             self.servers[server.id] = server
             self._order = None
+            action = self.actions.start(
+                server.id, "create", requester or Requester.user(user_id, project_id), now
+            )
             if destination is None:
                 server.vm_state, server.task_state = "error", None
                 server.fault = {"code": 500, "message": "No valid host was found. ", "created": now}
@@ -84,14 +89,17 @@ class Cloud(Evacuations):
                     server.record_power_state(model.RUNNING)
                     server.updated = server.launched_at = when
                     self._recount(server.host)
+                    self.actions.event(action, "compute__do_build_and_run_instance", destination, when)
 
             self._cast(destination, self.settings.action_delay, spawned)
             return server
 
-    def delete_server(self, server_id: str) -> None:
-        """`DELETE /servers/{id}`: gone at once (Nova's local delete, as for a down host)."""
+    def delete_server(self, server_id: str, requester: Requester | None = None) -> None:
+        """`DELETE /servers/{id}`: gone at once (Nova's local delete, as for a down host); its
+        instance actions stay (Nova lists them for deleted servers from 2.21)."""
         with self.lock:
             server = self.server(server_id)
+            self.actions.start(server.id, "delete", requester or lab_admin(), self.clock())
             self._release_claim(server)
             if server.host is not None:
                 self.servers_by_host[server.host].pop(server.id, None)
@@ -134,28 +142,37 @@ class Cloud(Evacuations):
                 host.forced_down = forced_down
             return host
 
-    def lock_server(self, server_id: str, locked: bool, reason: str | None = None) -> None:
+    def lock_server(
+        self, server_id: str, locked: bool, reason: str | None = None, requester: Requester | None = None
+    ) -> None:
         with self.lock:
             server = self.server(server_id)
+            self.actions.start(
+                server.id, "lock" if locked else "unlock", requester or lab_admin(), self.clock()
+            )
             server.locked, server.locked_reason = locked, (reason if locked else None)
             server.updated = self.clock()
 
-    def start_server(self, server_id: str) -> None:
-        self._power_action(server_id, "start", allowed=("stopped",), task="powering-on", vm_state="active")
-
-    def stop_server(self, server_id: str) -> None:
+    def start_server(self, server_id: str, requester: Requester | None = None) -> None:
         self._power_action(
-            server_id, "stop", allowed=("active", "error"), task="powering-off", vm_state="stopped"
+            server_id, "start", requester, allowed=("stopped",), task="powering-on", vm_state="active"
         )
 
-    def reboot_server(self, server_id: str, hard: bool) -> None:
+    def stop_server(self, server_id: str, requester: Requester | None = None) -> None:
+        self._power_action(
+            server_id, "stop", requester, allowed=("active", "error"), task="powering-off", vm_state="stopped"
+        )
+
+    def reboot_server(self, server_id: str, hard: bool, requester: Requester | None = None) -> None:
         if hard:
             self._power_action(
-                server_id, "reboot", allowed=("active", "stopped", "error"), task="rebooting_hard",
+                server_id, "reboot", requester, allowed=("active", "stopped", "error"), task="rebooting_hard",
                 vm_state="active", allowed_tasks=ALLOW_HARD_REBOOT_TASKS,
             )  # fmt: skip
         else:
-            self._power_action(server_id, "reboot", allowed=("active",), task="rebooting", vm_state="active")
+            self._power_action(
+                server_id, "reboot", requester, allowed=("active",), task="rebooting", vm_state="active"
+            )
 
     def crash(
         self, server_id: str, power_state: int = model.SHUTDOWN, sync_after: float | None = None
@@ -200,12 +217,13 @@ class Cloud(Evacuations):
             # _stop_unexpected_shutdown_instance: "Instance shutdown by itself. Calling the stop
             # API." As admin, so a lock does not stop it; a refusal is only logged by Nova.
             with suppress(NovaError):
-                self.stop_server(server.id)
+                self.stop_server(server.id, Requester.nova())  # an action with no user: Nova's own
 
     def _power_action(
         self,
         server_id: str,
         action: str,
+        requester: Requester | None,
         *,
         allowed: Iterable[str],
         task: str,
@@ -222,6 +240,7 @@ class Cloud(Evacuations):
             self._check_state(server, action, allowed, allowed_tasks)
             host = server.host
             server.task_state, server.updated = task, self.clock()
+            record = self.actions.start(server.id, action, requester or lab_admin(), server.updated)
 
             def finish(now: float) -> None:
                 if server.id not in self.servers or server.host != host or server.task_state != task:
@@ -230,5 +249,6 @@ class Cloud(Evacuations):
                 # Powering off a crashed guest leaves it off; starting or rebooting one runs it.
                 server.record_power_state(model.RUNNING if vm_state == "active" else model.SHUTDOWN)
                 self._recount(server.host)
+                self.actions.event(record, f"compute_{action}_instance", host, now)
 
             self._cast(host, self.settings.action_delay, finish)

@@ -24,17 +24,25 @@ server ERROR there, the first record `failed` (overwritten after `done`) and the
 from __future__ import annotations
 
 from receiver.lab import model
+from receiver.lab.action_log import InstanceAction, Requester, lab_admin
 from receiver.lab.model import Instance, MigrationRecord, NovaError
 from receiver.lab.scheduler import Demand, choose_host
 from receiver.lab.state import CloudState
 
 REBUILDING = "rebuilding"
+CONDUCTOR_HOST = "controller"  # where nova-conductor runs (the lab's os-services says so too)
 
 
 class Evacuations(CloudState):
     """The evacuate action and what Nova's conductor and destination compute do with it."""
 
-    def evacuate(self, server_id: str, target: str | None, microversion: tuple[int, int]) -> MigrationRecord:
+    def evacuate(
+        self,
+        server_id: str,
+        target: str | None,
+        microversion: tuple[int, int],
+        requester: Requester | None = None,
+    ) -> MigrationRecord:
         """Accept an evacuation as Nova's API does; the rest happens in `tick()`."""
         with self.lock:
             server = self.server(server_id)
@@ -70,7 +78,10 @@ class Evacuations(CloudState):
                 flavor_id=server.flavor.id,
             )
             self._add_migration(migration)
-            self._schedule(0.0, lambda when: self._conduct_evacuation(server, target, stay_stopped, when))
+            action = self.actions.start(server.id, "evacuate", requester or lab_admin(), now)
+            self._schedule(
+                0.0, lambda when: self._conduct_evacuation(server, target, stay_stopped, action, when)
+            )
             return migration
 
     def fail_evacuation(self, server_id: str, fail: bool = True) -> None:
@@ -80,7 +91,7 @@ class Evacuations(CloudState):
             (self.faults.evacuate_fails.add if fail else self.faults.evacuate_fails.discard)(server_id)
 
     def _conduct_evacuation(
-        self, server: Instance, target: str | None, stay_stopped: bool, now: float
+        self, server: Instance, target: str | None, stay_stopped: bool, action: InstanceAction, now: float
     ) -> None:
         migration = next(
             (m for m in self.migrations_by_instance.get(server.id, ()) if m.status == "accepted"), None
@@ -101,13 +112,16 @@ class Evacuations(CloudState):
                 self._claim(server, earlier)
             if migration is not None:
                 migration.status, migration.updated_at = "error", now
-            self._error(server, "No valid host was found. There are not enough hosts available.", now)
+            message = "No valid host was found. There are not enough hosts available."
+            self.actions.event(action, "rebuild_server", CONDUCTOR_HOST, now, error=message)
+            self._error(server, message, now)
             return
+        self.actions.event(action, "rebuild_server", CONDUCTOR_HOST, now)
         self._claim(server, destination)  # so the next choice sees this host's room taken
         self._cast(
             destination,
             self.settings.evacuate_delay,
-            lambda when: self._rebuild(server, migration, destination, stay_stopped, when),
+            lambda when: self._rebuild(server, migration, destination, stay_stopped, action=action, now=when),
         )
 
     def _rebuild(
@@ -116,6 +130,8 @@ class Evacuations(CloudState):
         migration: MigrationRecord | None,
         destination: str,
         stay_stopped: bool,
+        *,
+        action: InstanceAction,
         now: float,
     ) -> None:
         if migration is not None:
@@ -131,6 +147,7 @@ class Evacuations(CloudState):
             )
         elif server.id in self.faults.evacuate_fails:
             failure = f"Injected lab fault: evacuation of {server.id} failed."
+        self.actions.event(action, "compute_rebuild_instance", destination, now, error=failure)
         if failure is not None:
             self._release_claim(server)
             if migration is not None:

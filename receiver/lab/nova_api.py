@@ -19,12 +19,13 @@ from urllib.parse import urlencode
 from flask import Flask, Response, g, jsonify, request
 
 from receiver.lab import views
+from receiver.lab.action_log import LAB_PROJECT, Requester, lab_admin
 from receiver.lab.cloud import Cloud
 from receiver.lab.model import Host, Instance, NovaError
 from receiver.lab.views import Json, Version
 
 MAX_LIMIT = 1000  # Nova's [api] max_limit
-REQUESTER_PROJECT = "admin"  # the lab's token acts as Nova's admin in project "admin"
+REQUESTER_PROJECT = LAB_PROJECT  # the lab's token acts as Nova's admin in project "admin"
 CONTROLLER_SERVICES = (
     ("nova-conductor", "8d5fea6e-0000-4000-8000-00000000c0d0"),
     ("nova-scheduler", "dd4f0bba-0000-4000-8000-00000000c5e0"),
@@ -54,6 +55,7 @@ class LabContext:
 
 def create_app(context: LabContext) -> Flask:
     from receiver.lab.control import control_blueprint
+    from receiver.lab.instance_actions import add_instance_action_routes
 
     app = Flask("receiver.lab")
     app.url_map.strict_slashes = False
@@ -111,6 +113,7 @@ def create_app(context: LabContext) -> Flask:
 
     _add_compute_routes(app, cloud)
     _add_resource_routes(app, cloud)
+    add_instance_action_routes(app, cloud)
     app.register_blueprint(control_blueprint(context))
     return app
 
@@ -184,7 +187,7 @@ def _add_compute_routes(app: Flask, cloud: Cloud) -> None:
     def boot_server() -> tuple[Response, int]:
         from receiver.lab.actions import boot
 
-        server = boot(cloud, _json_body().get("server"), g.version, REQUESTER_PROJECT)
+        server = boot(cloud, _json_body().get("server"), g.version, _requester())
         body = {
             "id": server.id,
             "links": views.links(base(), "servers", server.id),
@@ -198,7 +201,7 @@ def _add_compute_routes(app: Flask, cloud: Cloud) -> None:
 
     @app.delete("/v2.1/servers/<server_id>")
     def delete_server(server_id: str) -> tuple[Response, int]:
-        cloud.delete_server(server_id)
+        cloud.delete_server(server_id, _requester())
         return Response(b"", content_type="application/json"), 204
 
     @app.get("/v2.1/servers/<server_id>")
@@ -211,7 +214,7 @@ def _add_compute_routes(app: Flask, cloud: Cloud) -> None:
     def server_action(server_id: str) -> tuple[Response, int]:
         from receiver.lab.actions import run_action
 
-        return run_action(cloud, server_id, _json_body(), g.version)
+        return run_action(cloud, server_id, _json_body(), g.version, _requester())
 
 
 def _add_resource_routes(app: Flask, cloud: Cloud) -> None:
@@ -285,6 +288,11 @@ def _add_resource_routes(app: Flask, cloud: Cloud) -> None:
         if flavor is None:
             raise NovaError(404, f"Flavor {flavor_id} could not be found.")
         return jsonify({"extra_specs": dict(flavor.extra_specs)})
+
+
+def _requester() -> Requester:
+    """The caller: the lab's token is Nova's admin (user and project "admin")."""
+    return lab_admin(g.request_id)
 
 
 def _requested_version() -> Version:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from receiver.lab import model
+from receiver.lab.action_log import ActionLog, Requester
 from receiver.lab.model import Condition, Flavor, Host, Instance, MigrationRecord, NovaError
 from receiver.lab.scheduler import AllocationRatios, Candidate
 
@@ -74,6 +75,7 @@ class CloudState:
         self._waiting: dict[str, list[_Operation]] = {}  # work cast to a host that is not RUNNING
         # Placement's allocation of an evacuating server on its destination, until it moves there.
         self._claims: dict[str, str] = {}  # server id -> destination host
+        self.actions = ActionLog()  # os-instance-actions
 
     # -- building -----------------------------------------------------------------------------
     def add_flavor(self, flavor: Flavor) -> Flavor:
@@ -127,6 +129,8 @@ class CloudState:
             self.servers[server.id] = server
             self._place(server, host)
             self._order = None
+            created = self.actions.start(server.id, "create", Requester.user(user_id, project_id), now)
+            self.actions.event(created, "compute__do_build_and_run_instance", host, now)
             return server
 
     # -- HostPower (the BMC simulators read and set this) --------------------------------------
