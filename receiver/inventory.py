@@ -167,6 +167,10 @@ class SegmentSpec(_Identified):
     service_type: str = "COMPUTE"
     enabled: bool = True
     hosts: list[HostSpec] = Field(default_factory=list)
+    # Lazarus's own per-segment controls (beyond Masakari's fields); None: the global setting.
+    requires_approval: bool = False  # every host recovery here waits for an operator's yes
+    shadow: bool = False  # record what would be done here, touch nothing
+    max_down_share: float | None = Field(default=None, gt=0, le=1)  # the storm guard's share for this segment
 
 
 class Inventory(_Model):

@@ -36,6 +36,7 @@ class Population:
     scope: str  # "segment rack-a" | "cloud"
     down: int
     total: int
+    max_share: float | None = None  # this scope's own limit (a segment's setting), else the policy's
 
 
 @dataclass(frozen=True)
@@ -66,13 +67,14 @@ def judge_storm(
             False, Reason.STORM_GUARD, f"storm guard holding until {held_until.isoformat()}: fencing nothing"
         )
     for population in populations:
-        limit = allowed_down(population.total, policy.max_down_share)
+        share = population.max_share or policy.max_down_share
+        limit = allowed_down(population.total, share)
         if population.down > limit:
             return StormVerdict(
                 False,
                 Reason.STORM_GUARD,
                 f"{population.down} of {population.total} hosts in the {population.scope} are down or fenced "
-                f"(limit {limit}, {policy.max_down_share:.0%}): the observer may be broken; fencing nothing",
+                f"(limit {limit}, {share:.0%}): the observer may be broken; fencing nothing",
                 trips=True,
             )
     if opened_recently >= policy.cliff_count:

@@ -52,7 +52,7 @@ def pre_fence(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> N
     compute = deps.compute()
     servers = retry_transient(lambda: compute.servers_on(host.spec.name))
     plan = _describe_plan(host, servers)
-    if deps.settings.shadow:
+    if deps.settings.shadow or host.segment.shadow:
         return _shadow(ctx, host, servers, plan)
     why = _approval_needed(ctx, deps, host, servers)
     if why:
@@ -73,7 +73,12 @@ def storm_verdict(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) 
     down = _down_hosts(ctx, hosts, recent) | {host.spec.name}
     segment = [h.spec.name for h in hosts if h.segment.name == host.segment.name]
     populations = [
-        Population(f"segment {host.segment.name}", len(down & set(segment)), len(segment)),
+        Population(
+            f"segment {host.segment.name}",
+            len(down & set(segment)),
+            len(segment),
+            host.segment.max_down_share,
+        ),
         Population("cloud", len(down & {h.spec.name for h in hosts}), len(hosts)),
     ]
     cliff_start = now - timedelta(seconds=config.cliff_window_s)
@@ -181,6 +186,8 @@ def _approval_needed(
         return "the host has no fence method: an operator must confirm it is powered off"
     if policy.required:
         return "approval is required for every host recovery"
+    if host.segment.requires_approval:
+        return f"segment {host.segment.name} requires approval for every host recovery"
     if policy.max_instances and len(servers) > policy.max_instances:
         return f"{len(servers)} instances on the host (more than {policy.max_instances})"
     open_now = ctx.store.count_open()

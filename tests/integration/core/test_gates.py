@@ -224,3 +224,17 @@ def test_prometheus_must_still_see_the_alert(lab_rig: LabRig, prometheus: tuple[
     record = lab_rig.run(lab_rig.alert("node-01", starts_at="2026-11-25T13:00:00Z"))
     assert record.status is Status.FINISHED, record.message
     assert any("2 of 2 signals agree" in s.message for s in record.steps)
+
+
+@pytest.mark.parametrize(("flag", "status", "reason"), [
+    ("requires_approval", Status.RUNNING, "awaiting_approval"),
+    ("shadow", Status.FINISHED, "shadow_mode"),
+])  # fmt: skip
+def test_segment_level_controls(lab_rig: LabRig, flag: str, status: Status, reason: str) -> None:
+    inventory = lab_rig.services.inventory.load().model_dump(mode="json")
+    inventory["segments"][0][flag] = True
+    lab_rig.services.inventory.apply(parse_inventory(inventory), utc_now())
+    lab_rig.control.kill("node-01")
+    record = lab_rig.run(lab_rig.alert("node-01"))
+    assert (record.status, record.reason) == (status, reason)
+    untouched(lab_rig)

@@ -58,3 +58,11 @@ def test_a_cliff_of_hosts_reported_down_at_once() -> None:
 def test_the_cooldown_hold() -> None:
     assert judge((1, 100), (1, 100), held=NOW + timedelta(minutes=5)) == (False, False)
     assert judge((1, 100), (1, 100), held=NOW - timedelta(seconds=1)) == (True, False)
+
+
+def test_a_segment_may_set_its_own_share() -> None:
+    verdict = judge_storm(
+        populations=[Population("segment tiny", 2, 3, max_share=0.7), Population("cloud", 2, 100)],
+        fences_in_window=0, opened_recently=1, held_until=None, now=NOW, policy=POLICY,
+    )  # fmt: skip
+    assert verdict.allowed
