@@ -11,6 +11,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
@@ -18,7 +19,7 @@ import pytest
 from receiver.adapters.nova import NovaCompute
 
 if TYPE_CHECKING:
-    from conftest import NovaAdmin
+    from conftest import NovaAdmin, Target
 from receiver.domain.model import ComputeService, Server
 from receiver.errors import ComputeError, ComputeRejected, NotFound
 
@@ -148,6 +149,7 @@ def test_each_operation_is_one_request(target, http_requests) -> None:
         "service": lambda: compute.service(host),
         "server": lambda: compute.server(server_id),
         "evacuations": lambda: compute.evacuations(host, server_id),
+        "last_action": lambda: compute.last_action(server_id),
         "start": lambda: compute.start(server_id),
         "force_down": lambda: compute.force_down(service),
         "disable": lambda: compute.disable(service, "lazarus contract: counting requests"),
@@ -176,6 +178,34 @@ def test_start_a_stopped_server(target) -> None:
     error = raises_clean(target, ComputeRejected, lambda: compute.start(server_id))
     assert isinstance(error, ComputeRejected) and error.status == 409 and error.request_id
     assert server_id in str(error)
+
+
+def test_last_action_is_the_newest_instance_action(target: Target) -> None:
+    """Who last acted on a server, as the instance workflow reads it to tell a user's stop from
+    Nova's own power sync (whose stop has no user; neither target can make one on demand)."""
+    server_id = target.boot(target.victim)
+    compute = target.compute()
+    created = compute.last_action(server_id)
+    assert created is not None and created.action == "create" and created.user_id
+    assert created.request_id.startswith("req-") and created.start_time is not None
+
+    response = target.admin.http.post(
+        f"{target.admin.endpoint}/servers/{server_id}/action", json={"os-stop": None}, timeout=30
+    )
+    assert response.status_code == 202, response.text[:300]
+    target.admin.wait_status(server_id, "SHUTOFF")
+    stopped = compute.last_action(server_id)
+    assert stopped is not None
+    # The adapter's reading of Nova's newest action, field by field.
+    listed = target.admin.call("GET", f"/servers/{server_id}/os-instance-actions?limit=1")
+    [newest] = listed["instanceActions"]
+    assert (stopped.action, stopped.request_id) == ("stop", response.headers["x-openstack-request-id"])
+    assert newest["user_id"] and newest["project_id"]  # a user's stop names its user
+    assert stopped.user_id == newest["user_id"] and stopped.request_id == newest["request_id"]
+    assert stopped.start_time == datetime.fromisoformat(newest["start_time"]).replace(tzinfo=UTC)
+    assert stopped.start_time.microsecond == 0  # Nova's database keeps whole seconds
+    assert created.start_time <= stopped.start_time
+    raises_clean(target, NotFound, lambda: compute.last_action(UNKNOWN_SERVER))
 
 
 def test_evacuate_is_refused_while_the_source_compute_is_up(target) -> None:
