@@ -129,11 +129,24 @@ def worker(burst: bool, name: str | None) -> None:
         threading.Thread(target=reconcile_forever, name="reconciler", daemon=True).start()
         if settings.probe.enabled:
             _start_prober(services, stop, name or f"worker-{os.getpid()}")
-    queues = [services.queue.queue]
+    # RQ blocks on Redis for minutes while it waits for jobs: it gets its own connections, never
+    # the short-timeout pool the reconciler and the prober share (a 0.5 s read timeout there
+    # would make an idle worker quit).
+    from rq import Queue
+
+    from receiver.adapters.redis_store import connect
+
+    rq_redis = connect(
+        settings.redis_url.get_secret_value(),
+        sentinels=settings.redis_sentinels,
+        master=settings.redis_sentinel_master,
+        socket_timeout=None,
+    )
+    queues = [Queue(services.queue.queue.name, connection=rq_redis)]
     if settings.notifiers:
         # After the recovery queue: RQ takes jobs in queue order, recoveries first.
-        queues.append(_notify_delivery(services))
-    rq_worker = Worker(queues, connection=services.redis, name=name)
+        queues.append(Queue(_notify_delivery(services).name, connection=rq_redis))
+    rq_worker = Worker(queues, connection=rq_redis, name=name)
     try:
         # The scheduler runs delivery retries that are due (enqueue_in); recoveries never use it.
         rq_worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=bool(settings.notifiers))

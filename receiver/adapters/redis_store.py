@@ -122,7 +122,11 @@ class StoredNotification:
 
 
 def connect(
-    url: str, *, sentinels: list[str] | None = None, master: str = "mymaster", socket_timeout: float = 0.5
+    url: str,
+    *,
+    sentinels: list[str] | None = None,
+    master: str = "mymaster",
+    socket_timeout: float | None = 0.5,
 ) -> redis.Redis:
     """A Redis client; with sentinels, one that follows the current master."""
     if sentinels:
@@ -138,7 +142,8 @@ def connect(
         sentinel = Sentinel(nodes, socket_timeout=socket_timeout, **kwargs)
         client: redis.Redis = sentinel.master_for(master, socket_timeout=socket_timeout)
         return client
-    return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
+    connect_timeout = socket_timeout if socket_timeout is not None else 5.0
+    return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout)
 
 
 @contextmanager

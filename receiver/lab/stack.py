@@ -185,6 +185,8 @@ def running_stack(
             "evacuation": {"poll_interval_s": 0.25},
             "worker": {"lease_ttl_s": 6, "reconcile_interval_s": 2},
             "verify": {"poll_interval_s": 0.25, "wait_s": 60},
+            "process": {"poll_interval_s": 0.5, "recheck_window_s": 5, "recheck_interval_s": 1},
+            "instance": {"poll_interval_s": 0.25, "confirm_s": 30, "timeout_s": 60},
             **(settings or {}),
         }
         config_path = workdir / "lazarus.yaml"
