@@ -402,7 +402,6 @@ def judge_plan(plan: Plan, policy: CapacityPolicy) -> PlanVerdict:
     tried = {u.instance.id: Assignment(u.instance, None, Route.SCHEDULER) for u in short}
     planned = {a.instance.id: a for a in plan.assignments}
     moves = tuple(planned.get(i) or tried[i] for i in plan.order if i in planned or i in tried)
-    message = (
-        f"proceeding; {len(short)} without room in the plan are left to Nova's scheduler: {plan.summary()}"
-    )
+    count = plural(len(short), "instance")
+    message = f"proceeding; {count} without room left to Nova's scheduler: {plan.summary()}"
     return PlanVerdict(PlanAction.PROCEED, Reason.INSUFFICIENT_CAPACITY, message, moves, non_evacuable)
