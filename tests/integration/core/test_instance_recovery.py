@@ -24,6 +24,17 @@ __all__ = ["lab_rig", "lab_settings"]
 FAST: dict[str, Any] = {"instance": {"poll_interval_s": 0.2, "timeout_s": 60, "confirm_s": 30}}
 SYNC_S = 0.5
 HA_METADATA_KEY = "HA_Enabled"
+RUNNING, SHUTDOWN, CRASHED = 1, 4, 6  # Nova's power_state codes
+
+# What a record shows, step by step.
+STOP_START_STEPS = [
+    ("recovery", "started"),
+    ("check", "succeeded"),
+    ("stop", "succeeded"),  # reached SHUTOFF: Nova's own stop here, none sent by Lazarus
+    ("start", "succeeded"),
+    ("recovery", "finished"),
+]
+IGNORED_STEPS = [("recovery", "started"), ("recovery", "ignored")]
 
 
 def with_instance(**values: Any) -> dict[str, Any]:
@@ -58,8 +69,19 @@ def actions(rig: LabRig, server_id: str) -> list[tuple[str, str | None]]:
     return [(a["action"], a["user_id"]) for a in reversed(listed)]
 
 
+def novas_stop(rig: LabRig, server_id: str) -> str:
+    """The request id of Nova's own stop of the server (the newest action with no user)."""
+    listed = rig.nova(f"/servers/{server_id}/os-instance-actions")["instanceActions"]
+    request_id: str = next(a["request_id"] for a in listed if (a["action"], a["user_id"]) == ("stop", None))
+    return request_id
+
+
 def steps(record: Notification) -> list[tuple[str, str]]:
     return [(step.name, step.state) for step in record.steps]
+
+
+def step_message(record: Notification, name: str) -> str:
+    return next(step.message for step in record.steps if step.name == name)
 
 
 def describe(record: Notification) -> str:
@@ -72,10 +94,10 @@ def assert_running_where_it_was(rig: LabRig, server_id: str, host: str = "node-0
     server = nova_server(rig, server_id)
     assert (server["status"], server["OS-EXT-STS:power_state"], server["OS-EXT-SRV-ATTR:host"]) == (
         "ACTIVE",
-        1,
+        RUNNING,
         host,
     )
-    assert rig.control.server(server_id)["hypervisor_power_state"] == 1  # the guest itself runs
+    assert rig.control.server(server_id)["hypervisor_power_state"] == RUNNING  # the guest itself runs
     assert rig.evacuations() == []
 
 
@@ -100,30 +122,34 @@ def test_a_crashed_vm_is_started_again_where_it_is(lab_rig: LabRig) -> None:
     record = lab_rig.run(lab_rig.instance_alert(server_id))
     bmc.check()
     assert (record.status, record.reason) == (Status.FINISHED, "completed"), describe(record)
-    assert [s for s in steps(record) if s[0] != "recovery"] == [
-        ("check", "succeeded"),
-        ("stop", "succeeded"),
-        ("start", "succeeded"),
-    ], describe(record)
-    assert "Nova's own power sync" in record.steps[1].message
+    assert steps(record) == STOP_START_STEPS, describe(record)
+    assert f"stopped by Nova's own power sync ({novas_stop(lab_rig, server_id)})" in step_message(
+        record, "check"
+    )
     assert record.fencing == ()
     assert_running_where_it_was(lab_rig, server_id)
     # Nova stopped it (no user); Lazarus only had to start it.
-    assert actions(lab_rig, server_id)[-2:] == [("stop", None), ("start", "admin")]
+    assert actions(lab_rig, server_id) == [("create", "demo"), ("stop", None), ("start", "admin")]
+    bmc.check()
 
 
 @pytest.mark.parametrize("lab_settings", [with_instance(method="hard_reboot")], indirect=True)
 def test_hard_reboot_method(lab_rig: LabRig) -> None:
     bmc = NoBmcTouched(lab_rig)
     server_id = a_running_server(lab_rig)
-    lab_rig.control.crash(server_id, power_state=6, sync_after=SYNC_S)
+    lab_rig.control.crash(server_id, power_state=CRASHED, sync_after=SYNC_S)
     record = lab_rig.run(lab_rig.instance_alert(server_id))
     bmc.check()
     assert (record.status, record.reason) == (Status.FINISHED, "completed"), describe(record)
-    assert ("reboot", "succeeded") in steps(record)
-    assert not any(name in ("stop", "start") for name, _ in steps(record))
+    assert steps(record) == [
+        ("recovery", "started"),
+        ("check", "succeeded"),
+        ("reboot", "succeeded"),
+        ("recovery", "finished"),
+    ], describe(record)
     assert_running_where_it_was(lab_rig, server_id)
-    assert actions(lab_rig, server_id)[-2:] == [("stop", None), ("reboot", "admin")]
+    assert actions(lab_rig, server_id) == [("create", "demo"), ("stop", None), ("reboot", "admin")]
+    bmc.check()
 
 
 @pytest.mark.parametrize("lab_settings", [FAST], indirect=True)
@@ -132,13 +158,45 @@ def test_a_vm_the_user_stopped_is_ignored(lab_rig: LabRig) -> None:
     server_id = a_running_server(lab_rig)
     lab_rig.services.compute().stop(server_id)
     wait_for(lambda: nova_server(lab_rig, server_id)["status"] == "SHUTOFF", what="SHUTOFF")
+    assert actions(lab_rig, server_id) == [("create", "demo"), ("stop", "admin")]  # a user's stop
     record = lab_rig.run(lab_rig.instance_alert(server_id))
     assert (record.status, record.reason) == (Status.IGNORED, "instance_not_expected_running"), describe(
         record
     )
+    assert steps(record) == IGNORED_STEPS, describe(record)
+    assert "stopped by user admin" in record.message
     server = nova_server(lab_rig, server_id)
     assert (server["status"], server["OS-EXT-STS:task_state"]) == ("SHUTOFF", None)  # left stopped
-    assert actions(lab_rig, server_id)[-1] == ("stop", "admin")
+    assert actions(lab_rig, server_id) == [("create", "demo"), ("stop", "admin")]  # nothing sent
+    bmc.check()
+
+
+@pytest.mark.parametrize("lab_settings", [FAST], indirect=True)
+def test_a_crashed_vm_its_user_stopped_stays_ignored_after_the_crash_alert(lab_rig: LabRig) -> None:
+    """The guest really crashed, but its user stopped it before Nova's sync noticed (Nova still
+    recorded it active, so the stop was accepted): the newest action is the user's stop, so
+    the crash alert leaves the VM off, and Nova's sync, finding a stopped instance powered
+    off, changes nothing either."""
+    bmc = NoBmcTouched(lab_rig)
+    server_id = a_running_server(lab_rig)
+    lab_rig.control.crash(server_id, sync_after=2.0)
+    lab_rig.services.compute().stop(server_id)
+    wait_for(lambda: nova_server(lab_rig, server_id)["status"] == "SHUTOFF", what="the user's stop")
+    record = lab_rig.run(lab_rig.instance_alert(server_id))
+    assert (record.status, record.reason) == (Status.IGNORED, "instance_not_expected_running"), describe(
+        record
+    )
+    assert steps(record) == IGNORED_STEPS, describe(record)
+    assert "stopped by user admin" in record.message
+    wait_for(lambda: lab_rig.control.status()["pending_operations"] == 0, what="Nova's sync")
+    server = nova_server(lab_rig, server_id)
+    assert (server["status"], server["OS-EXT-STS:task_state"], server["OS-EXT-STS:power_state"]) == (
+        "SHUTOFF",
+        None,
+        SHUTDOWN,
+    )
+    assert lab_rig.control.server(server_id)["hypervisor_power_state"] == SHUTDOWN
+    assert actions(lab_rig, server_id) == [("create", "demo"), ("stop", "admin")]
     bmc.check()
 
 
@@ -150,6 +208,8 @@ def test_a_deleted_instance_is_ignored(lab_rig: LabRig) -> None:
     lab_rig.nova(f"/servers/{server_id}", method="DELETE")
     record = lab_rig.run(lab_rig.instance_alert(server_id))
     assert (record.status, record.reason) == (Status.IGNORED, "instance_deleted"), describe(record)
+    assert steps(record) == IGNORED_STEPS, describe(record)
+    assert actions(lab_rig, server_id) == [("create", "demo"), ("delete", "admin")]
     bmc.check()
 
 
@@ -160,7 +220,8 @@ def test_a_vm_without_ha_enabled_is_left_alone(lab_rig: LabRig) -> None:
     lab_rig.control.crash(server_id)
     record = lab_rig.run(lab_rig.instance_alert(server_id))
     assert (record.status, record.reason) == (Status.IGNORED, "not_ha_enabled"), describe(record)
-    assert lab_rig.control.server(server_id)["hypervisor_power_state"] == 4  # still off: not ours
+    assert steps(record) == IGNORED_STEPS, describe(record)
+    assert lab_rig.control.server(server_id)["hypervisor_power_state"] == SHUTDOWN  # still off: not ours
     assert actions(lab_rig, server_id) == [("create", "demo")]  # nothing was asked of Nova
     bmc.check()
 
@@ -173,7 +234,10 @@ def test_all_instances_recovers_a_vm_without_ha_enabled(lab_rig: LabRig) -> None
     record = lab_rig.run(lab_rig.instance_alert(server_id))
     bmc.check()
     assert (record.status, record.reason) == (Status.FINISHED, "completed"), describe(record)
+    assert steps(record) == STOP_START_STEPS, describe(record)
     assert_running_where_it_was(lab_rig, server_id)
+    assert actions(lab_rig, server_id) == [("create", "demo"), ("stop", None), ("start", "admin")]
+    bmc.check()
 
 
 @pytest.mark.parametrize("lab_settings", [with_instance(crash_loop_max=2)], indirect=True)
@@ -184,14 +248,23 @@ def test_a_crash_loop_is_left_to_a_human(lab_rig: LabRig) -> None:
         lab_rig.control.crash(server_id, sync_after=SYNC_S)
         uuid = lab_rig.instance_alert(server_id, starts_at=f"2026-11-25T12:0{crash}:00.000000Z")
         record = lab_rig.run(uuid)
+        bmc.check()
         assert (record.status, record.reason) == (Status.FINISHED, "completed"), describe(record)
+        assert steps(record) == STOP_START_STEPS, describe(record)
+        assert_running_where_it_was(lab_rig, server_id)
     lab_rig.control.crash(server_id, sync_after=SYNC_S)
     record = lab_rig.run(lab_rig.instance_alert(server_id, starts_at="2026-11-25T12:05:00.000000Z"))
     assert (record.status, record.reason) == (Status.IGNORED, "crash_loop"), describe(record)
+    assert steps(record) == IGNORED_STEPS, describe(record)
     assert "2 times" in record.message
     # Left as Nova's sync left it: stopped, not started a third time.
     assert nova_server(lab_rig, server_id)["status"] == "SHUTOFF"
-    assert actions(lab_rig, server_id)[-1] == ("stop", None)
+    assert lab_rig.control.server(server_id)["hypervisor_power_state"] == SHUTDOWN
+    assert actions(lab_rig, server_id) == [
+        ("create", "demo"),
+        *[("stop", None), ("start", "admin")] * 2,
+        ("stop", None),
+    ]
     bmc.check()
 
 
@@ -210,8 +283,11 @@ def test_novas_power_sync_racing_the_recovery(lab_rig: LabRig) -> None:
     record = lab_rig.run(lab_rig.instance_alert(server_id))
     bmc.check()
     assert (record.status, record.reason) == (Status.FINISHED, "completed"), describe(record)
+    assert steps(record) == STOP_START_STEPS, describe(record)  # no 409: no stop was sent
     assert_running_where_it_was(lab_rig, server_id)
-    assert actions(lab_rig, server_id)[-2:] == [("stop", None), ("start", "admin")]  # one stop: Nova's
+    # One stop, Nova's.
+    assert actions(lab_rig, server_id) == [("create", "demo"), ("stop", None), ("start", "admin")]
+    bmc.check()
 
 
 @pytest.mark.parametrize("lab_settings", [FAST], indirect=True)
@@ -225,7 +301,11 @@ def test_a_vm_novas_power_sync_stopped_before_the_alert_is_recovered(lab_rig: La
     record = lab_rig.run(lab_rig.instance_alert(server_id))
     bmc.check()
     assert (record.status, record.reason) == (Status.FINISHED, "completed"), describe(record)
+    assert steps(record) == STOP_START_STEPS, describe(record)
+    assert novas_stop(lab_rig, server_id) in step_message(record, "check")
     assert_running_where_it_was(lab_rig, server_id)
+    assert actions(lab_rig, server_id) == [("create", "demo"), ("stop", None), ("start", "admin")]
+    bmc.check()
 
 
 @pytest.mark.parametrize("lab_settings", [with_instance(confirm_s=1)], indirect=True)
@@ -237,6 +317,14 @@ def test_a_crash_nova_never_notices_is_left_alone_after_confirm_s(lab_rig: LabRi
     lab_rig.control.crash(server_id)
     record = lab_rig.run(lab_rig.instance_alert(server_id))
     assert (record.status, record.reason) == (Status.IGNORED, "instance_running"), describe(record)
-    assert lab_rig.control.server(server_id)["hypervisor_power_state"] == 4
+    assert steps(record) == IGNORED_STEPS, describe(record)
+    assert "after 1s" in record.message
+    server = nova_server(lab_rig, server_id)  # Nova's record, unchanged all along
+    assert (server["status"], server["OS-EXT-STS:task_state"], server["OS-EXT-STS:power_state"]) == (
+        "ACTIVE",
+        None,
+        RUNNING,
+    )
+    assert lab_rig.control.server(server_id)["hypervisor_power_state"] == SHUTDOWN  # still off
     assert actions(lab_rig, server_id) == [("create", "demo")]
     bmc.check()
