@@ -21,6 +21,8 @@ from receiver.lab.state import Clock, CloudSettings, Faults
 
 __all__ = ["Clock", "Cloud", "CloudSettings", "Faults"]
 
+API_HOST = "controller"  # where nova-api runs: the host of the events the API reports itself
+
 # task_states a hard reboot may interrupt (nova/compute/task_states.py, ALLOW_REBOOT).
 ALLOW_HARD_REBOOT_TASKS = (
     None, "rebooting", "reboot_pending", "reboot_started", "resuming", "rebooting_hard",
@@ -145,13 +147,21 @@ class Cloud(Evacuations):
     def lock_server(
         self, server_id: str, locked: bool, reason: str | None = None, requester: Requester | None = None
     ) -> None:
+        """Nova's lock / unlock (compute/api.py): its owner locking a locked server changes and
+        records nothing; otherwise an action whose one event the API itself reports (`api_lock`,
+        `api_unlock`, on the API's host). A lock without a reason keeps the one it had."""
+        requester = requester or lab_admin()
         with self.lock:
             server = self.server(server_id)
-            self.actions.start(
-                server.id, "lock" if locked else "unlock", requester or lab_admin(), self.clock()
-            )
-            server.locked, server.locked_reason = locked, (reason if locked else None)
-            server.updated = self.clock()
+            if locked and server.locked and requester.project_id == server.project_id:
+                return
+            now, name = self.clock(), "lock" if locked else "unlock"
+            action = self.actions.start(server.id, name, requester, now)
+            server.locked = locked
+            if not locked or reason:
+                server.locked_reason = reason if locked else None
+            server.updated = now
+            self.actions.event(action, f"api_{name}", API_HOST, now)
 
     def start_server(self, server_id: str, requester: Requester | None = None) -> None:
         self._power_action(

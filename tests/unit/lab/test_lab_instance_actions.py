@@ -95,3 +95,24 @@ def test_lock_delete_and_boot_are_recorded_and_outlive_the_server(cloud: Cloud, 
     assert [a.action for a in cloud.actions.of(server.id)] == ["delete", "unlock", "lock", "create"]
     [create] = [a for a in cloud.actions.of(server.id) if a.action == "create"]
     assert [e.event for e in create.events] == ["compute__do_build_and_run_instance"]
+
+
+def test_lock_and_unlock_are_reported_by_the_api(cloud: Cloud, clock: FakeClock) -> None:
+    """As on the real test bed: lock and unlock each have one event, `api_lock` / `api_unlock`,
+    on the API's host; the owner locking a locked server records nothing (compute/api.py lock)."""
+    server = cloud.add_server("vm", "node-01", "m1.small", user_id="alice", project_id="p1")
+    owner = Requester.user("alice", "p1")
+    cloud.lock_server(server.id, True, "maintenance", owner)
+    cloud.lock_server(server.id, True, None, owner)  # already locked by its owner: nothing
+    assert (server.locked, server.locked_reason) == (True, "maintenance")
+    cloud.lock_server(server.id, True)  # an admin of another project locks again: recorded
+    assert (server.locked, server.locked_reason) == (True, "maintenance")  # no reason: kept
+    cloud.lock_server(server.id, False)
+    assert (server.locked, server.locked_reason) == (False, None)
+    assert summary(cloud.actions.of(server.id)) == [
+        ("unlock", "admin", [("api_unlock", "Success")]),
+        ("lock", "admin", [("api_lock", "Success")]),
+        ("lock", "alice", [("api_lock", "Success")]),
+        ("create", "alice", [("compute__do_build_and_run_instance", "Success")]),
+    ]
+    assert {e.host for a in cloud.actions.of(server.id)[:3] for e in a.events} == {"controller"}
