@@ -35,18 +35,22 @@ def add_instance_action_routes(app: Flask, cloud: Cloud) -> None:
         if version < (2, 58):
             return jsonify({"instanceActions": [action_view(a, version) for a in actions]})
         _reject_unknown(QUERY_KEYS_266 if version >= (2, 66) else QUERY_KEYS_258)
-        actions = _changed(actions)
+        limit = _limit()
+        changed = _changed(actions)
         marker = request.args.get("marker")
         if marker is not None:
-            ids = [a.request_id for a in actions]
-            if marker not in ids:
+            # Nova looks the marker up among all the server's actions, then pages on from it
+            # through the filtered ones (db actions_get, paginate_query).
+            order = {a.id: position for position, a in enumerate(actions)}
+            found = next((a for a in actions if a.request_id == marker), None)
+            if found is None:
                 raise NovaError(400, "Marker None could not be found.")
-            actions = actions[ids.index(marker) + 1 :]
-        limit = _limit()
-        page = actions[:limit]
+            changed = [a for a in changed if order[a.id] > order[found.id]]
+        page = changed[:limit]
         body: Json = {"instanceActions": [action_view(a, version) for a in page]}
         if page and len(page) == limit:
-            query = [(k, v) for k, v in request.args.items(multi=True) if k != "marker"]
+            # Nova's next link: the request's parameters sorted by name, then the new marker.
+            query = sorted((k, v) for k, v in request.args.items() if k != "marker")
             query.append(("marker", page[-1].request_id))
             href = f"{request.host_url.rstrip('/')}/v2.1/servers/{server_id}/os-instance-actions"
             body["links"] = [{"rel": "next", "href": f"{href}?{urlencode(query)}"}]
@@ -125,7 +129,9 @@ def _moment(key: str) -> float | None:
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise NovaError(400, f"Invalid input for query parameters {key}. Value: {raw}.") from None
+        raise NovaError(
+            400, f"Invalid input for query parameters {key}. Value: {raw}. '{raw}' is not a 'date-time'"
+        ) from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 

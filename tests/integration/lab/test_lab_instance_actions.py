@@ -122,3 +122,29 @@ def test_instance_actions_as_nova_shows_them(lab: LabManifest, control: LabContr
     assert get(lab, path)[1]["instanceActions"][0]["action"] == "delete"
     assert get(lab, path, version="2.20")[0] == 404
     assert get(lab, "/servers/00000000-0000-4000-8000-000000000000/os-instance-actions")[0] == 404
+
+
+def test_paging_corners_as_the_test_bed_gives_them(lab: LabManifest, conn: Any) -> None:
+    """Each answer here was read off the real Nova 34 test bed for the same request."""
+    server = next(
+        s for s in conn.compute.servers(details=True, all_projects=True, compute_host="node-01")
+        if s.status == "ACTIVE"
+    )  # fmt: skip
+    path = f"/servers/{server.id}/os-instance-actions"
+    [create] = get(lab, path)[1]["instanceActions"]
+    marker = create["request_id"]
+    # The next link carries the request's parameters sorted by name, then the marker.
+    [link] = get(lab, f"{path}?limit=1&changes-since=2000-01-01T00:00:00Z")[1]["links"]
+    assert link["href"].endswith(f"{path}?changes-since=2000-01-01T00%3A00%3A00Z&limit=1&marker={marker}")
+    # A marker that changes-since filters out is still found: an empty page, not a 400.
+    assert get(lab, f"{path}?marker={marker}&changes-since=2999-01-01T00:00:00Z") == (
+        200,
+        {"instanceActions": []},
+    )
+    # A bad limit is reported before an unknown marker; a bad time says why.
+    assert get(lab, f"{path}?limit=x&marker=req-nope")[1]["badRequest"]["message"] == (
+        "Invalid input for query parameters limit. Value: x. 'x' does not match '^[0-9]*$'"
+    )
+    assert get(lab, f"{path}?changes-since=garbage")[1]["badRequest"]["message"] == (
+        "Invalid input for query parameters changes-since. Value: garbage. 'garbage' is not a 'date-time'"
+    )
