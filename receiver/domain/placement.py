@@ -22,9 +22,7 @@ Masakari checks nothing before it starts; the plan predicts, before fencing, wha
   hosts, each instance on the fitting host with the most free RAM (Nova's RAM weigher
   spreads), ties by name. Nova's answer may still differ (aggregates, availability zones,
   traits): the plan is a forecast, the outcome is the truth.
-- Room per resource is Placement's: ``(total - reserved) * allocation_ratio - used`` and
-  at most ``max_unit`` for one instance. Pinned instances take dedicated CPUs (PCPU),
-  the others shared ones (VCPU).
+- Room is counted as Placement counts it (`capacity`); the failed host is never a target.
 
 Deterministic: the same inputs give the same plan. Cost: O(instances x targets), a few
 hundred thousand cheap comparisons for 200 instances and 1000 targets.
@@ -206,7 +204,9 @@ def plan_placement(
     if routes is None:
         raise ValueError(f"unknown recovery method {method!r}")
     notes: list[str] = []
-    spare_bins = _spare_bins(targets, spares, notes)
+    # The plan is made before fencing, while Nova may still report the failed host up and enabled.
+    targets = [t for t in targets if t.name != selection.failed_host]
+    spare_bins = _spare_bins(targets, [s for s in spares if s != selection.failed_host], notes)
     pool = [_Bin(t) for t in sorted(targets, key=lambda t: t.name) if t.schedulable and t.name not in spares]
     if Route.RESERVED_HOST in routes and not spare_bins:
         fallback = " (the scheduler takes everything)" if Route.SCHEDULER in routes else ""
@@ -386,22 +386,18 @@ def judge_plan(plan: Plan, policy: CapacityPolicy) -> PlanVerdict:
     if policy is CapacityPolicy.HOLD_FOR_APPROVAL:
         message = f"held for approval: {plan.summary()}"
         return PlanVerdict(PlanAction.HOLD, Reason.CAPACITY_HOLD, message, (), plan.cannot_place)
+    count = plural(len(short), "instance")
     if policy is CapacityPolicy.PROCEED_WITH_WHAT_FITS:
         message = f"moving what fits: {plan.summary()}"
-        verdict = PlanAction.PROCEED_WITH_WHAT_FITS
-        return PlanVerdict(
-            verdict, Reason.INSUFFICIENT_CAPACITY, message, plan.assignments, plan.cannot_place
-        )
+        action = PlanAction.PROCEED_WITH_WHAT_FITS
+        return PlanVerdict(action, Reason.INSUFFICIENT_CAPACITY, message, plan.assignments, plan.cannot_place)
     if Route.SCHEDULER not in ROUTES[plan.method]:
-        message = (
-            f"proceeding; the spares have no room for {plural(len(short), 'instance')}: {plan.summary()}"
-        )
+        message = f"proceeding; the spares have no room for {count}: {plan.summary()}"
         return PlanVerdict(
             PlanAction.PROCEED, Reason.INSUFFICIENT_CAPACITY, message, plan.assignments, plan.cannot_place
         )
     tried = {u.instance.id: Assignment(u.instance, None, Route.SCHEDULER) for u in short}
     planned = {a.instance.id: a for a in plan.assignments}
     moves = tuple(planned.get(i) or tried[i] for i in plan.order if i in planned or i in tried)
-    count = plural(len(short), "instance")
     message = f"proceeding; {count} without room left to Nova's scheduler: {plan.summary()}"
     return PlanVerdict(PlanAction.PROCEED, Reason.INSUFFICIENT_CAPACITY, message, moves, non_evacuable)

@@ -101,6 +101,7 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Selection:
+    failed_host: str  # where the instances are now: never a target
     candidates: tuple[Candidate, ...]  # to move, in order
     skipped: tuple[Skipped, ...]  # in the host's listing order
     warnings: tuple[str, ...] = ()
@@ -118,15 +119,18 @@ def select_instances(
     servers: Sequence[Server],
     policy: SelectionPolicy,
     *,
+    failed_host: str,
     disks: Mapping[str, DiskFacts],
     targets: Sequence[Target],
 ) -> Selection:
     """Which of the dead host's `servers` to move, in order.
 
     `disks` maps server id to its disk facts (missing: unknown, which never counts as safe);
-    `targets` are every host that could receive instances (scheduler hosts and spares),
-    used only to tell whether a pinned / NUMA layout can run anywhere at all.
+    `targets` are the hosts that could receive instances (scheduler hosts and spares),
+    used only to tell whether a pinned / NUMA layout can run anywhere at all. The failed
+    host is never one, even while Nova still reports it up.
     """
+    targets = [t for t in targets if t.name != failed_host]
     candidates: list[Candidate] = []
     skipped: list[Skipped] = []
     warnings: list[str] = []
@@ -159,7 +163,7 @@ def select_instances(
         candidates.append(Candidate(server, needs, priority, enabled))
     # Stable: equal keys keep Nova's order. HA-enabled first within a priority, as Masakari does.
     candidates.sort(key=lambda c: (-c.priority, not c.ha_enabled))
-    return Selection(tuple(candidates), tuple(skipped), tuple(warnings))
+    return Selection(failed_host, tuple(candidates), tuple(skipped), tuple(warnings))
 
 
 def priority_of(server: Server, key: str) -> tuple[int, str | None]:

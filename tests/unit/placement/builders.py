@@ -111,4 +111,6 @@ def spare(
 def select(servers: list[Server], targets: list[Target] | None = None, **policy: Any) -> Selection:
     """Every server boots from a volume unless the test says otherwise."""
     disks = {s.id: BFV for s in servers}
-    return select_instances(servers, SelectionPolicy(**policy), disks=disks, targets=targets or [host("t1")])
+    return select_instances(
+        servers, SelectionPolicy(**policy), failed_host="dead-1", disks=disks, targets=targets or [host("t1")]
+    )

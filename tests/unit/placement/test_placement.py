@@ -322,12 +322,24 @@ def test_the_plan_survives_the_record() -> None:
 
 def test_an_unknown_method_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="unknown recovery method 'fastest'"):
-        plan_placement(Selection((), ()), POOL, "fastest")  # type: ignore[arg-type]
+        plan_placement(Selection("dead-1", (), ()), POOL, "fastest")  # type: ignore[arg-type]
 
 
 def test_a_local_disk_instance_is_in_the_plan_as_cannot_move() -> None:
-    blocked = select_instances([server("a")], SelectionPolicy(), disks={"a": IMAGE_ONLY}, targets=POOL)
+    blocked = select_instances(
+        [server("a")], SelectionPolicy(), failed_host="dead-1", disks={"a": IMAGE_ONLY}, targets=POOL
+    )
     plan = plan_placement(blocked, POOL, AUTO)
     assert [(u.instance.id, u.reason) for u in plan.cannot_place] == [("a", Reason.LOCAL_DISK)]
     assert plan.assignments == ()
     assert plan.short == ()  # no room would fix it
+
+
+def test_the_failed_host_is_never_a_target_even_while_nova_reports_it_up() -> None:
+    # Before fencing, Nova may still see the failed host's service up and enabled.
+    roomy_dead = host("dead-1", 64, 262144)
+    plan = plan_placement(select(INSTANCES), [*POOL, roomy_dead], AUTO)
+    assert plan.shortfall == Demand(vcpus=4, ram_mb=8192)  # as if it were not there
+    as_spare = plan_placement(select(INSTANCES), [*POOL, spare("dead-1", 64, 262144)], RH, ["dead-1"])
+    assert as_spare.spares_used == ()
+    assert as_spare.notes == ("no usable reserved spare in the segment",)

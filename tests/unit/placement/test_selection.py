@@ -184,6 +184,7 @@ def test_non_evacuable_recorded_up_front(case: Case) -> None:
     selection = select_instances(
         [instance],
         SelectionPolicy(shared_storage=case.shared),
+        failed_host="dead-1",
         disks={} if case.disks is None else {"a": case.disks},
         targets=case.targets,
     )
@@ -201,7 +202,11 @@ def test_non_evacuable_recorded_up_front(case: Case) -> None:
 def test_every_problem_is_named_the_most_fundamental_is_the_reason() -> None:
     fl = flavor(4, pci_passthrough__alias="gpu:1", hw__cpu_policy="dedicated")
     selection = select_instances(
-        [server("a", fl=fl)], SelectionPolicy(), disks={"a": IMAGE_ONLY}, targets=[host("t1")]
+        [server("a", fl=fl)],
+        SelectionPolicy(),
+        failed_host="dead-1",
+        disks={"a": IMAGE_ONLY},
+        targets=[host("t1")],
     )
     (skipped,) = selection.skipped
     assert skipped.reason is Reason.PCI_PASSTHROUGH
@@ -220,7 +225,11 @@ def test_skipped_keep_the_listing_order_and_warnings_are_recorded() -> None:
         server("d", fl={"id": "f1"}),  # an old microversion's flavor reference: no details
     ]
     selection = select_instances(
-        servers, SelectionPolicy(), disks={"b": BFV, "c": IMAGE_WITH_VOLUME, "d": BFV}, targets=[host("t1")]
+        servers,
+        SelectionPolicy(),
+        failed_host="dead-1",
+        disks={"b": BFV, "c": IMAGE_WITH_VOLUME, "d": BFV},
+        targets=[host("t1")],
     )
     assert [(s.server.id, s.reason) for s in selection.skipped] == [
         ("a", Reason.NOT_HA_ENABLED),
@@ -274,3 +283,9 @@ def test_demand_from_the_embedded_flavor(fl: dict[str, Any], disks: DiskFacts, d
 )
 def test_disk_facts_from_nova(image: object, volumes: object, facts: DiskFacts) -> None:
     assert DiskFacts.from_nova(image, volumes) == facts
+
+
+def test_the_failed_host_does_not_count_as_offering_a_layout() -> None:
+    pinned = server("a", fl=flavor(4, hw__cpu_policy="dedicated"))
+    selection = select([pinned], [host("dead-1", pcpus=16), host("t1")])
+    assert [s.reason for s in selection.skipped] == [Reason.NUMA_UNSATISFIABLE]
