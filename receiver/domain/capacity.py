@@ -128,7 +128,7 @@ class Target:
     node (VCPU, PCPU, MEMORY_MB, DISK_GB), its nova-compute service, and the inventory's
     reserved and maintenance flags."""
 
-    name: str
+    name: str  # the nova-compute service host: what evacuate's `host` takes
     vcpus: Capacity
     ram_mb: Capacity
     disk_gb: Capacity
