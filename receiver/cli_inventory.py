@@ -66,6 +66,7 @@ def _segment_group(services_factory: Callable[[], object]) -> click.Group:
     @segment.command("list")
     @click.option("--json", "as_json", is_flag=True)
     def segment_list(as_json: bool) -> None:
+        """The segments, newest first."""
         from receiver.web import views
 
         segments = _call(lambda: _store(services_factory).segments())
@@ -102,6 +103,7 @@ def _segment_group(services_factory: Callable[[], object]) -> click.Group:
     @click.option("--description")
     @click.option("--enabled/--disabled", default=True, show_default=True)
     def segment_create(name: str, **options: Any) -> None:
+        """Create a segment (its hosts come with `lazarus host create`)."""
         fields = _given(name=name, **options)
         created = _call(lambda: _store(services_factory).create_segment(fields, _now()))
         click.echo(f"segment {created.spec.name}: created ({created.spec.uuid})")
@@ -114,6 +116,7 @@ def _segment_group(services_factory: Callable[[], object]) -> click.Group:
     @click.option("--description")
     @click.option("--enabled/--disabled", default=None)
     def segment_update(segment_ref: str, **options: Any) -> None:
+        """Change a segment (refused while one of its hosts is under recovery)."""
         changes = _given(**options)
         if not changes:
             raise click.UsageError("nothing to change: give at least one option")
@@ -222,6 +225,7 @@ def _host_group(services_factory: Callable[[], object]) -> click.Group:
     @click.option("--segment", "segment_ref", help="Only the hosts of this segment.")
     @click.option("--json", "as_json", is_flag=True)
     def host_list(segment_ref: str | None, as_json: bool) -> None:
+        """The hosts, with their segment, spare and maintenance flags, fence method and recovery."""
         from receiver.web import views
 
         store = _store(services_factory)
@@ -251,6 +255,7 @@ def _host_group(services_factory: Callable[[], object]) -> click.Group:
     @click.option("--segment", "segment_ref", required=True)
     @_bmc_options
     def host_create(name: str, segment_ref: str, **options: Any) -> None:
+        """Add a host (its Nova compute host name) to a segment."""
         fields = {"name": name, **_host_fields(options)}
         created = _call(
             lambda: _store(services_factory).create_host(segment_ref, fields, _now(), source="cli")
@@ -265,6 +270,7 @@ def _host_group(services_factory: Callable[[], object]) -> click.Group:
     @click.option("--no-bmc", is_flag=True, help="Remove the fence method.")
     @_bmc_options
     def host_update(host_ref: str, name: str | None, no_bmc: bool, **options: Any) -> None:
+        """Change a host; a fenced host stays on maintenance (see `lazarus host reinstate`)."""
         changes = {**_given(name=name), **_host_fields(options)}
         if no_bmc:
             if "bmc" in changes:
@@ -280,6 +286,7 @@ def _host_group(services_factory: Callable[[], object]) -> click.Group:
     @host.command("delete")
     @click.argument("host_ref", metavar="HOST")
     def host_delete(host_ref: str) -> None:
+        """Remove a host (refused while its segment is under recovery)."""
         for line in _call(lambda: _store(services_factory).delete_host(None, host_ref)):
             click.echo(line)
 

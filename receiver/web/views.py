@@ -80,9 +80,13 @@ def workflow_details(steps: tuple[Step, ...]) -> list[dict[str, Any]]:
     return list(tasks.values())
 
 
+_MASAKARI_SEGMENT = frozenset({"uuid", "name", "description", "recovery_method", "service_type", "enabled"})
+
+
 def segment(view: SegmentView) -> dict[str, Any]:
-    """Masakari's failover segment, field for field."""
+    """Masakari's failover segment, field for field, then our own per-segment controls."""
     spec, meta = view.spec, view.meta
+    ours = spec.model_dump(mode="json", exclude={"hosts", *_MASAKARI_SEGMENT})
     return {
         "id": meta.id,
         "uuid": spec.uuid,
@@ -95,6 +99,7 @@ def segment(view: SegmentView) -> dict[str, Any]:
         "updated_at": meta.updated_at,
         "deleted_at": None,
         "deleted": False,
+        **ours,
     }
 
 

@@ -306,3 +306,18 @@ def test_a_file_applied_inventory_is_served_with_its_fencing_references(api: Fla
     assert send(api, "GET", "/v1/segments/nope/hosts").status_code == 404
     by_name = send(api, "GET", "/v1/segments/rack-a/hosts/node-01")  # names work too (ours)
     assert by_name.get_json()["host"]["uuid"] == hosts["hosts"][0]["uuid"]
+
+
+def test_our_segment_controls_ride_along(api: FlaskClient) -> None:
+    """Lazarus's own per-segment fields (beyond Masakari's) are accepted and shown at any microversion."""
+    created = segment(api, "rack-a", requires_approval=True)
+    assert (created["requires_approval"], created["shadow"], created["max_down_share"]) == (True, False, None)
+    path = f"/v1/segments/{created['uuid']}"
+    changed = send(api, "PUT", path, {"segment": {"shadow": True, "max_down_share": 0.5}}).get_json()[
+        "segment"
+    ]
+    assert (changed["shadow"], changed["max_down_share"]) == (True, 0.5)
+    refused = send(api, "PUT", path, {"segment": {"max_down_share": 2}})
+    assert refused.status_code == 400 and "max_down_share" in message(refused)
+    services = api.application.extensions["lazarus"]
+    assert services.inventory.segment("rack-a").spec.shadow is True
