@@ -10,7 +10,13 @@ import pytest
 
 from receiver.domain.events import EventKind
 from receiver.errors import ConfigError
-from receiver.notify.config import PAGERDUTY_EVENTS, SecretRef, url_secret_parts
+from receiver.notify.config import (
+    PAGERDUTY_EVENTS,
+    PagerDutyNotifierConfig,
+    SecretRef,
+    SlackNotifierConfig,
+    url_secret_parts,
+)
 from receiver.settings import Settings, load_settings
 
 pytestmark = pytest.mark.unit
@@ -26,6 +32,7 @@ def settings(*notifiers: dict[str, Any], **extra: Any) -> Settings:
 def test_three_kinds_with_their_defaults() -> None:
     hook = {"name": "itsm", "type": "webhook", "url": {"file": "/etc/lazarus/itsm"}}
     slack, pd, webhook = settings(SLACK, PD, hook).notifiers
+    assert isinstance(slack, SlackNotifierConfig) and isinstance(pd, PagerDutyNotifierConfig)
     assert (slack.type, slack.min_interval_s, slack.finished) == ("slack", 1.0, "summary")
     assert set(slack.events) == set(EventKind)
     assert set(pd.events) == PAGERDUTY_EVENTS
