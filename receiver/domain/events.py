@@ -25,6 +25,8 @@ GATE_REASONS = frozenset(
         Reason.SEGMENT_DISABLED,
         Reason.HOST_NOT_IN_INVENTORY,
         Reason.CRASH_LOOP,
+        Reason.NOT_VERIFIED,
+        Reason.APPROVAL_REJECTED,
     }
 )
 

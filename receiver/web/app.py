@@ -179,7 +179,11 @@ def _read_routes(app: Flask, services: Services) -> None:
 
     @app.get("/v1/notifications/<uuid>")
     def show_notification(uuid: str) -> Response:
-        return answer({"notification": views.notification_detail(services.store.get_full(uuid))}, 200)
+        from receiver.notify.ledger import DeliveryLedger
+
+        stored = services.store.get_full(uuid)
+        deliveries = DeliveryLedger(services.redis, services.settings.key_prefix).deliveries(uuid)
+        return answer({"notification": views.notification_detail(stored, deliveries=deliveries)}, 200)
 
     @app.get("/v1/notifications/<uuid>/vmoves")
     def list_vmoves(uuid: str) -> Response:

@@ -103,7 +103,9 @@ class RecoveryContext:
         try:
             self.events.publish(kind, record)
         except Exception:  # the fan-out boundary: a recovery never fails because of a notifier
-            log.exception("event not published", extra={"notification_uuid": self.uuid, "event": kind.value})
+            log.exception(
+                "event not published", extra={"notification_uuid": self.uuid, "event_kind": kind.value}
+            )
 
     def record(self) -> Notification:
         return self.store.get(self.uuid)
