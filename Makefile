@@ -53,9 +53,12 @@ lint: venv ## ruff
 typecheck: venv ## mypy --strict on the package
 	$(VENV)/bin/mypy
 
-rules-check: deps ## promtool and amtool on rules/ and deploy/
+rules-check: deps venv ## promtool and amtool on rules/ and deploy/; generated rules and dashboards up to date
+	$(PY) -m receiver.monitoring.rules --check
+	$(PY) -m receiver.monitoring.dashboards --check
 	promtool check rules rules/*.rules.yml
 	cd rules/tests && promtool test rules *.test.yml
+	promtool check config deploy/prometheus.yml
 	amtool check-config deploy/alertmanager.yml
 
 bench: deps venv ## Benchmarks: webhook intake, lab scale, host recovery, IPMI calls (bench-results/bench.json + table)
