@@ -1,4 +1,4 @@
-"""`lazarus host reinstate|drill|health HOST`: the explicit way back, fence drills, BMC health."""
+"""`lazarus host reinstate|drill HOST`: the explicit way back to service, and fence drills."""
 
 from __future__ import annotations
 
@@ -69,35 +69,3 @@ def register(host: click.Group, services_factory: Callable[[], Any]) -> None:
         click.echo(json.dumps(asdict(result), indent=2))
         if not result.passed:
             raise click.ClickException(f"drill of {name} FAILED: {result.message}")
-
-    @host.command("health")
-    @click.argument("name")
-    def health_command(name: str) -> None:
-        """The host's maintenance state, its BMC's last probe and its last fence drill (JSON)."""
-        from receiver.errors import LazarusError
-        from receiver.probe import ProbeStore
-        from receiver.workflow.drill import DrillStore
-
-        services = services_factory()
-        prefix = services.settings.key_prefix
-        try:
-            view = services.inventory.host(name)
-            if view is None:
-                raise click.ClickException(f"host {name} is not in the inventory")
-            probe = ProbeStore(services.redis, prefix, services.settings.probe.max_age_s).get(name)
-            drill = DrillStore(services.redis, prefix).last(name)
-        except LazarusError as exc:
-            raise click.ClickException(exc.message) from None
-        click.echo(
-            json.dumps(
-                {
-                    "host": name,
-                    "on_maintenance": view.on_maintenance,
-                    "maintenance_reason": view.state.reason if view.on_maintenance else None,
-                    "recovery": view.state.notification_uuid,
-                    "bmc_probe": json.loads(probe.to_json()) if probe else None,
-                    "last_drill": asdict(drill) if drill else None,
-                },
-                indent=2,
-            )
-        )

@@ -244,11 +244,27 @@ def _host_group(services_factory: Callable[[], object]) -> click.Group:
     @host.command("show")
     @click.argument("host_ref", metavar="HOST")
     def host_show(host_ref: str) -> None:
-        """A host as the API shows it (JSON): its fencing block holds a password reference only."""
-        from receiver.web import views
+        """A host as the API shows it (JSON; its fencing block holds a password reference only),
+        with its BMC's last probe and its last fence drill."""
+        from dataclasses import asdict
 
+        from receiver.probe import ProbeStore
+        from receiver.web import views
+        from receiver.workflow.drill import DrillStore
+
+        services: Any = services_factory()
         view = _call(lambda: _store(services_factory).host_in(None, host_ref))
-        click.echo(json.dumps({"host": views.host(view)}, indent=2))
+        prefix = services.settings.key_prefix
+        probe = _call(
+            lambda: ProbeStore(services.redis, prefix, services.settings.probe.max_age_s).get(view.spec.name)
+        )
+        drill = _call(lambda: DrillStore(services.redis, prefix).last(view.spec.name))
+        shown = {
+            "host": views.host(view),
+            "bmc_probe": json.loads(probe.to_json()) if probe else None,
+            "last_drill": asdict(drill) if drill else None,
+        }
+        click.echo(json.dumps(shown, indent=2))
 
     @host.command("create")
     @click.argument("name")

@@ -141,14 +141,14 @@ def test_notifications_list_and_show(cli_env: Settings) -> None:
     assert missing.exit_code != 0 and "not found" in missing.output
 
 
-def test_host_health_and_a_refused_reinstate(cli_env: Settings, tmp_path: Path) -> None:
+def test_host_show_and_a_refused_reinstate(cli_env: Settings, tmp_path: Path) -> None:
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(yaml.safe_dump({"segments": [{"name": "rack-a", "hosts": [{"name": "node-01"}]}]}))
     runner = CliRunner()
     assert runner.invoke(main, ["inventory", "apply", str(inventory)]).exit_code == 0
-    health = json.loads(runner.invoke(main, ["host", "health", "node-01"]).output)
-    assert health["host"] == "node-01" and health["on_maintenance"] is False
-    assert (health["recovery"], health["bmc_probe"], health["last_drill"]) == (None, None, None)
+    shown = json.loads(runner.invoke(main, ["host", "show", "node-01"]).output)
+    assert shown["host"]["name"] == "node-01" and shown["host"]["on_maintenance"] is False
+    assert (shown["bmc_probe"], shown["last_drill"]) == (None, None)
     refused = runner.invoke(main, ["host", "reinstate", "node-01", "--by", "alice"])
     assert refused.exit_code != 0
     assert "was not taken out by a recovery" in refused.output
