@@ -94,3 +94,31 @@ def test_other_processes_are_recorded_not_handled(lab_rig: LabRig) -> None:
     assert (record.status, record.reason) == (Status.IGNORED, "process_not_handled")
     assert lab_rig.service("node-01")["status"] == "enabled"
     assert (lab_rig.power.calls, lab_rig.bmc_requests()) == ([], bmc_before)
+
+
+def test_the_optional_restart_action_brings_the_process_back(lab_rig: LabRig) -> None:
+    import sys
+
+    # The operator's restart command; here the lab's own CLI stands in for `ssh HOST systemctl restart ...`.
+    command = [
+        sys.executable,
+        "-m",
+        "receiver.lab",
+        "compute",
+        "{host}",
+        "start",
+        "--workdir",
+        str(lab_rig.lab.workdir),
+    ]
+    process = {**FAST["process"], "restart_command": command, "recheck_window_s": 20}
+    settings = lab_rig.services.settings
+    lab_rig.services.settings = settings.model_copy(
+        update={"process": settings.process.model_copy(update=process)}
+    )
+    lab_rig.control.compute("node-01", running=False)
+    record = lab_rig.run(lab_rig.process_alert("node-01"))
+    assert (record.status, record.reason) == (Status.FINISHED, "completed"), record.message
+    restart = [s for s in record.steps if s.name == "restart"]
+    assert restart and restart[0].state == "succeeded" and "exited 0" in restart[0].message
+    assert lab_rig.service("node-01")["status"] == "enabled"
+    assert lab_rig.power.calls == []
