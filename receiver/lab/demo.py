@@ -73,9 +73,11 @@ def run(stack: Stack, timeout: float, chain: alert_chain.Chain | None = None) ->
         + ", ".join(f"{s['name']} ({s['status']})" for s in before.values())
     )
     died = datetime.now().astimezone()
-    stack.control.kill(HOST)
+    # The failure operators actually get: a hung host (kernel panic, frozen hypervisor) whose BMC
+    # still says ON. Only the fence, read back OFF, makes it safe to start its instances elsewhere.
+    stack.control.hang(HOST)
     killed = time.monotonic()
-    say(f"{HOST} killed: it stops heartbeating; its instances are down")
+    say(f"{HOST} hung: it stops heartbeating, its instances are unreachable, its BMC still says ON")
     if chain is None:
         status, answer = stack.post_alerts(_host_down_webhook())
         if status != 200:
