@@ -62,8 +62,8 @@ class Compute(Protocol):
 
     def start(self, server_id: str) -> None: ...
 
-    def last_action(self, server_id: str) -> ServerAction | None:
-        """Nova's newest instance action: tells a user's stop from Nova's own power sync."""
+    def last_power_action(self, server_id: str) -> ServerAction | None:
+        """Nova's newest stop/start/reboot: tells a user's stop from Nova's own power sync."""
         ...
 
     def stop(self, server_id: str) -> None: ...

@@ -184,14 +184,16 @@ class NovaCompute:
             what=f"start server {server_id}",
         )
 
-    def last_action(self, server_id: str) -> ServerAction | None:
-        """Nova's newest instance action for the server (who stopped it: a user, or Nova itself)."""
+    def last_power_action(self, server_id: str) -> ServerAction | None:
+        """Nova's newest stop/start/reboot of the server (who stopped it: a user, or Nova itself).
+
+        Newer actions of other kinds (a lock, say) must not hide it, so a page is read."""
         body = self._request(
             "GET",
-            f"/servers/{quote(server_id, safe='')}/os-instance-actions?limit=1",
+            f"/servers/{quote(server_id, safe='')}/os-instance-actions?limit=50",
             what=f"list the instance actions of server {server_id}",
         )
-        actions = body.get("instanceActions") or []
+        actions = [a for a in body.get("instanceActions") or [] if a.get("action") in _POWER_ACTIONS]
         if not actions:
             return None
         newest = max(actions, key=lambda a: str(a.get("start_time") or ""))
@@ -340,6 +342,9 @@ def _timestamp(value: Any) -> datetime | None:
         return None
     parsed = datetime.fromisoformat(str(value))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+_POWER_ACTIONS = frozenset({"stop", "start", "reboot"})
 
 
 def _service(raw: dict[str, Any]) -> ComputeService:

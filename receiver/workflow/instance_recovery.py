@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from receiver.domain.events import EventKind
 from receiver.domain.instance import (
@@ -19,6 +19,7 @@ from receiver.domain.instance import (
     InstanceMethod,
     InstancePolicy,
     InstanceVerdict,
+    after_waiting,
     judge_instance,
 )
 from receiver.domain.model import Server
@@ -86,9 +87,6 @@ def _check(
     policy = deps.policy
     verdict = _confirm(ctx, policy, compute, instance)
     if not verdict.act:
-        if verdict.action is InstanceAction.WAIT:
-            message = f"{verdict.message} after {policy.confirm_s:.0f}s: its hypervisor view says it runs"
-            return ctx.finish(Status.IGNORED, Reason.INSTANCE_RUNNING, message)
         return ctx.finish(Status.IGNORED, verdict.reason or Reason.INSTANCE_RUNNING, verdict.message)
     reserved, others = ctx.store.reserve_slot(
         f"instance:{instance}", ctx.uuid, ctx.clock.now(), policy.crash_loop_window_s, policy.crash_loop_max
@@ -110,28 +108,40 @@ def _confirm(
     ctx: RecoveryContext, policy: InstanceSettings, compute: Compute, instance: str
 ) -> InstanceVerdict:
     """Judge until Nova's record agrees either way, for up to `confirm_s` (its record lags its hypervisor)."""
-    deadline = ctx.clock.now() + timedelta(seconds=policy.confirm_s)
+    started = ctx.clock.now()
+    deadline = started + timedelta(seconds=policy.confirm_s)
+    alert_at = datetime.fromisoformat(ctx.record().generated_time)
     while True:
         server = retry_transient(lambda: compute.server(instance))
         last = (
-            retry_transient(lambda: compute.last_action(instance)) if server.vm_state == "stopped" else None
+            retry_transient(lambda: compute.last_power_action(instance))
+            if server.vm_state == "stopped"
+            else None
         )
-        verdict = judge_instance(server, last, InstancePolicy(policy.all_instances, policy.ha_metadata_key))
-        if verdict.action is not InstanceAction.WAIT or ctx.clock.now() >= deadline:
+        verdict = judge_instance(
+            server, last, InstancePolicy(policy.all_instances, policy.ha_metadata_key), alert_at=alert_at
+        )
+        if verdict.action is not InstanceAction.WAIT:
             return verdict
+        if ctx.clock.now() >= deadline:
+            return after_waiting(server, (ctx.clock.now() - started).total_seconds())
         ctx.clock.sleep(policy.poll_interval_s)
 
 
 def _stop_start(ctx: RecoveryContext, policy: InstanceSettings, compute: Compute, instance: str) -> None:
     if not ctx.record().reached(Phase.INSTANCE_STOPPED):
         server = retry_transient(lambda: compute.server(instance))
-        if server.status.upper() != "SHUTOFF":
+        already = server.status.upper() == "SHUTOFF"
+        if not already:
             ctx.checkpoint()
             _tolerating_conflict(ctx, lambda: compute.stop(instance), "stop")
         _wait(ctx, policy, compute=compute, instance=instance, done=_is_stopped, what="SHUTOFF")
         now = ctx.clock.now()
         ctx.update(lambda r: r.advance(Phase.INSTANCE_STOPPED, now))
-        ctx.step("stop", "succeeded", f"{instance} is SHUTOFF")
+        if already:
+            ctx.step("stop", "skipped", f"{instance} was already SHUTOFF; Lazarus sent no stop")
+        else:
+            ctx.step("stop", "succeeded", f"stopped {instance}; it is SHUTOFF")
     if not ctx.record().reached(Phase.INSTANCE_STARTED):
         ctx.checkpoint()
         _tolerating_conflict(ctx, lambda: compute.start(instance), "start")

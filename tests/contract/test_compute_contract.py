@@ -149,7 +149,7 @@ def test_each_operation_is_one_request(target, http_requests) -> None:
         "service": lambda: compute.service(host),
         "server": lambda: compute.server(server_id),
         "evacuations": lambda: compute.evacuations(host, server_id),
-        "last_action": lambda: compute.last_action(server_id),
+        "last_power_action": lambda: compute.last_power_action(server_id),
         "start": lambda: compute.start(server_id),
         "force_down": lambda: compute.force_down(service),
         "disable": lambda: compute.disable(service, "lazarus contract: counting requests"),
@@ -180,32 +180,38 @@ def test_start_a_stopped_server(target) -> None:
     assert server_id in str(error)
 
 
-def test_last_action_is_the_newest_instance_action(target: Target) -> None:
-    """Who last acted on a server, as the instance workflow reads it to tell a user's stop from
-    Nova's own power sync (whose stop has no user; neither target can make one on demand)."""
+def test_last_power_action_is_the_newest_stop_start_or_reboot(target: Target) -> None:
+    """Who last changed a server's power, as the instance workflow reads it to tell a user's stop
+    from Nova's own power sync (whose stop has no user; neither target can make one on demand).
+    Other actions (create, lock) never hide it."""
     server_id = target.boot(target.victim)
     compute = target.compute()
-    created = compute.last_action(server_id)
-    assert created is not None and created.action == "create" and created.user_id
-    assert created.request_id.startswith("req-") and created.start_time is not None
+    assert compute.last_power_action(server_id) is None  # only `create` so far
 
     response = target.admin.http.post(
         f"{target.admin.endpoint}/servers/{server_id}/action", json={"os-stop": None}, timeout=30
     )
     assert response.status_code == 202, response.text[:300]
     target.admin.wait_status(server_id, "SHUTOFF")
-    stopped = compute.last_action(server_id)
+    locked = target.admin.http.post(
+        f"{target.admin.endpoint}/servers/{server_id}/action", json={"lock": None}, timeout=30
+    )
+    assert locked.status_code == 202, locked.text[:300]
+    stopped = compute.last_power_action(server_id)
     assert stopped is not None
-    # The adapter's reading of Nova's newest action, field by field.
-    listed = target.admin.call("GET", f"/servers/{server_id}/os-instance-actions?limit=1")
-    [newest] = listed["instanceActions"]
+    listed = target.admin.call("GET", f"/servers/{server_id}/os-instance-actions")
+    [stop] = [a for a in listed["instanceActions"] if a["action"] == "stop"]
+    assert listed["instanceActions"][0]["action"] == "lock"  # the newest action is not the power one
     assert (stopped.action, stopped.request_id) == ("stop", response.headers["x-openstack-request-id"])
-    assert newest["user_id"] and newest["project_id"]  # a user's stop names its user
-    assert stopped.user_id == newest["user_id"] and stopped.request_id == newest["request_id"]
-    assert stopped.start_time == datetime.fromisoformat(newest["start_time"]).replace(tzinfo=UTC)
+    assert stop["user_id"] and stop["project_id"]  # a user's stop names its user
+    assert stopped.user_id == stop["user_id"] and stopped.request_id == stop["request_id"]
+    assert stopped.start_time == datetime.fromisoformat(stop["start_time"]).replace(tzinfo=UTC)
     assert stopped.start_time.microsecond == 0  # Nova's database keeps whole seconds
-    assert created.start_time <= stopped.start_time
-    raises_clean(target, NotFound, lambda: compute.last_action(UNKNOWN_SERVER))
+    unlocked = target.admin.http.post(
+        f"{target.admin.endpoint}/servers/{server_id}/action", json={"unlock": None}, timeout=30
+    )
+    assert unlocked.status_code == 202, unlocked.text[:300]
+    raises_clean(target, NotFound, lambda: compute.last_power_action(UNKNOWN_SERVER))
 
 
 def test_evacuate_is_refused_while_the_source_compute_is_up(target) -> None:

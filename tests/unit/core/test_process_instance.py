@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from receiver.domain.instance import InstanceAction, InstancePolicy, judge_instance
+from receiver.domain.instance import InstanceAction, InstancePolicy, after_waiting, judge_instance
 from receiver.domain.model import ComputeService, Server, ServerAction
 from receiver.domain.process import ProcessAction, disable_reason, on_failure, on_recheck
 from receiver.domain.reasons import Reason
@@ -94,3 +94,18 @@ def test_judge_instance(
     verdict = judge_instance(srv, last, policy)
     assert (verdict.action, verdict.reason) == (action, reason)
     assert verdict.message
+
+
+def test_a_stop_by_novas_sync_long_before_the_alert_is_not_this_crash() -> None:
+    alert_at = T0 + timedelta(hours=2)
+    old_stop = ServerAction("stop", "req-old", None, T0)
+    recent_stop = ServerAction("stop", "req-new", None, alert_at - timedelta(seconds=30))
+    stopped = server(vm_state="stopped")
+    assert judge_instance(stopped, old_stop, InstancePolicy(), alert_at=alert_at).action is IGNORE
+    assert judge_instance(stopped, recent_stop, InstancePolicy(), alert_at=alert_at).action is ACT
+
+
+def test_after_waiting_the_alert_is_believed_unless_a_task_runs() -> None:
+    assert after_waiting(server(power=1), 60).action is ACT  # Nova's record never caught up
+    stuck = after_waiting(server(task="powering-off"), 60)
+    assert (stuck.action, stuck.reason) == (IGNORE, Reason.TASK_IN_PROGRESS)
