@@ -87,6 +87,9 @@ class ApprovalSettings(_Section):
     max_instances: int = Field(default=0, ge=0)  # more instances on the host: approval (0: no limit)
     max_hosts_in_flight: int = Field(default=0, ge=0)  # more host recoveries open: approval (0: no limit)
     expire_s: float = Field(default=3600.0, gt=0)
+    # When every fence method fails: wait for an operator to confirm the host is off instead of
+    # failing the recovery (either way nothing is evacuated without proof).
+    on_fence_failure: bool = False
 
 
 class EvacuationSettings(_Section):

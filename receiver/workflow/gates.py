@@ -35,6 +35,7 @@ APPROVED_BY = "approved_by"
 APPROVED_AT = "approved_at"
 REJECTED_BY = "rejected_by"
 REJECTED_AT = "rejected_at"
+FENCE_FAILED = "fence_failed"  # every fence method failed; only an operator's confirmation can go on
 
 
 def pre_fence(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> Notification | None:
@@ -56,7 +57,7 @@ def pre_fence(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> N
         return _shadow(ctx, host, servers, plan)
     why = _approval_needed(ctx, deps, host, servers)
     if why:
-        return _await_approval(ctx, deps, why, plan)
+        return await_approval(ctx, deps, why, plan)
     return None
 
 
@@ -181,22 +182,36 @@ def _shadow(ctx: RecoveryContext, host: HostView, servers: list[Server], plan: s
 def _approval_needed(
     ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView, servers: list[Server]
 ) -> str | None:
+    """Why a human must say yes first, or None. The first reason that applies is given."""
     policy = deps.settings.approval
-    if not host.spec.fence_methods:
-        return "the host has no fence method: an operator must confirm it is powered off"
-    if policy.required:
-        return "approval is required for every host recovery"
-    if host.segment.requires_approval:
-        return f"segment {host.segment.name} requires approval for every host recovery"
-    if policy.max_instances and len(servers) > policy.max_instances:
-        return f"{len(servers)} instances on the host (more than {policy.max_instances})"
     open_now = ctx.store.count_open()
-    if policy.max_hosts_in_flight and open_now > policy.max_hosts_in_flight:
-        return f"{open_now} recoveries in flight (more than {policy.max_hosts_in_flight})"
-    return None
+    reasons = [
+        (
+            not host.spec.fence_methods,
+            "the host has no fence method: an operator must confirm it is powered off",
+        ),
+        (
+            FENCE_FAILED in ctx.record().marks,
+            "every fence method failed: an operator must confirm it is powered off",
+        ),
+        (policy.required, "approval is required for every host recovery"),
+        (
+            host.segment.requires_approval,
+            f"segment {host.segment.name} requires approval for every host recovery",
+        ),
+        (
+            bool(policy.max_instances) and len(servers) > policy.max_instances,
+            f"{len(servers)} instances on the host (more than {policy.max_instances})",
+        ),
+        (
+            bool(policy.max_hosts_in_flight) and open_now > policy.max_hosts_in_flight,
+            f"{open_now} recoveries in flight (more than {policy.max_hosts_in_flight})",
+        ),
+    ]
+    return next((why for applies, why in reasons if applies), None)
 
 
-def _await_approval(ctx: RecoveryContext, deps: HostRecoveryDeps, why: str, plan: str) -> Notification | None:
+def await_approval(ctx: RecoveryContext, deps: HostRecoveryDeps, why: str, plan: str) -> Notification | None:
     record = ctx.record()
     marks = record.marks
     if APPROVED_BY in marks:
@@ -221,7 +236,7 @@ def _await_approval(ctx: RecoveryContext, deps: HostRecoveryDeps, why: str, plan
             )
         return ctx.update(lambda r: r.sleep_until(expires, now))
     expires = now + timedelta(seconds=deps.settings.approval.expire_s)
-    message = f"waiting for approval ({why}): would {plan}"
+    message = f"waiting for approval ({why})" + (f": would {plan}" if plan else "")
     record = ctx.update(
         lambda r: (
             r.mark(APPROVAL_REQUESTED, iso(now), now)

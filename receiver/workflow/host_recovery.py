@@ -118,7 +118,7 @@ def _fence(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notif
     if waiting_or_refused is not None:
         return waiting_or_refused
     methods = host.spec.fence_methods
-    if not methods:
+    if not methods or gates.FENCE_FAILED in ctx.record().marks:
         # Only reachable through an approval: the operator's word, with who and when, is the proof.
         _record_operator_confirmation(ctx, hostname)
     else:
@@ -156,7 +156,14 @@ def _escalate(
                 "escalating",
                 f"{method.driver} could not prove {hostname} off; trying the next method",
             )
-    return ctx.finish(Status.FAILED, last_reason, "fencing failed, nothing evacuated: " + "; ".join(failures))
+    message = "fencing failed, nothing evacuated: " + "; ".join(failures)
+    if deps.settings.approval.on_fence_failure:
+        # The recovery stops here (rule 1) and asks a human: only their confirmation that the
+        # host is off, recorded with who and when, can stand in for the BMC's.
+        now = ctx.clock.now()
+        ctx.update(lambda r: r.mark(gates.FENCE_FAILED, last_reason.value, now))
+        return gates.await_approval(ctx, deps, f"{message}; an operator must confirm it is powered off", "")
+    return ctx.finish(Status.FAILED, last_reason, message)
 
 
 def _record_operator_confirmation(ctx: RecoveryContext, hostname: str) -> None:

@@ -238,3 +238,20 @@ def test_segment_level_controls(lab_rig: LabRig, flag: str, status: Status, reas
     record = lab_rig.run(lab_rig.alert("node-01"))
     assert (record.status, record.reason) == (status, reason)
     untouched(lab_rig)
+
+
+@pytest.mark.parametrize("lab_settings", [{"approval": {"on_fence_failure": True}}], indirect=True)
+def test_a_failed_fence_waits_for_an_operator_to_confirm_the_host_is_off(lab_rig: LabRig) -> None:
+    lab_rig.control.hang("node-01")
+    lab_rig.control.bmc_fault("node-01", "refuse")
+    uuid = lab_rig.alert("node-01")
+    waiting = lab_rig.run(uuid)
+    assert (waiting.status, waiting.reason) == (Status.RUNNING, "awaiting_approval")
+    assert "every fence method failed" in waiting.message or "fencing failed" in waiting.message
+    assert lab_rig.evacuations() == []  # stopped before Nova (rule 1)
+    assert lab_rig.service("node-01")["forced_down"] is False
+    operator(lab_rig).approve(uuid, "grace", utc_now())
+    done = lab_rig.run(uuid)
+    assert done.status is Status.FINISHED, done.message
+    assert [a.outcome for a in done.fencing][-1] == "operator_confirmed_off"
+    assert "grace confirmed node-01 is powered off" in done.fencing[-1].message
