@@ -68,8 +68,12 @@ def test_alert_through_two_receivers_makes_exactly_one_recovery(stack: Stack) ->
     assert status == 200
     assert 'lazarus_recoveries_total{reason="completed",status="finished",type="COMPUTE_HOST"} 1.0' in metrics
     assert 'lazarus_fence_attempts_total{outcome="off_confirmed"} 1.0' in metrics
-    # the worker's BMC probe ran at start, read-only, and any receiver shows it
-    assert 'lazarus_bmc_probe_up{host="node-02"} 1.0' in metrics
+    # the worker's BMC probe runs at its start, read-only, and any receiver shows it
+    deadline = time.monotonic() + 60
+    while 'lazarus_bmc_probe_up{host="node-02"} 1.0' not in metrics:
+        assert time.monotonic() < deadline, "no BMC probe result within 60 s"
+        time.sleep(0.5)
+        metrics = stack.http("GET", f"{stack.receivers[0][1]}/metrics", auth=False)[1]
     assert stack.lab.bmc_password() not in stack.logs()
     assert stack.token not in stack.logs()
 
