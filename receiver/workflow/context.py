@@ -119,6 +119,19 @@ class RecoveryContext:
         log.info(message, extra={"notification_uuid": self.uuid, "step": name, "state": state, **fields})
         return self.update(lambda r: r.log(name, state, message, now))
 
+    def begin(self, started: Callable[[Notification], str]) -> Notification | None:
+        """Take an open record into `running` (publishing `started` once); None if it has ended."""
+        record = self.record()
+        if not (record.status.is_open or record.status is Status.ERROR):
+            return None
+        if record.status is Status.RUNNING:
+            return record
+        now = self.clock.now()
+        record = self.update(lambda r: r.transition(Status.RUNNING, now, message="recovery running"))
+        record = self.step("recovery", "started", started(record))
+        self.publish(EventKind.STARTED, record)
+        return record
+
     def finish(self, status: Status, reason: str, message: str) -> Notification:
         now = self.clock.now()
         level = logging.INFO if status is Status.FINISHED else logging.WARNING

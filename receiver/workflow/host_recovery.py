@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from receiver.domain.events import EventKind
 from receiver.domain.model import ComputeService
 from receiver.domain.reasons import Reason
 from receiver.domain.record import FenceAttempt, MoveStatus, Notification, Phase, Status, iso
@@ -35,14 +34,12 @@ def disable_reason(uuid: str) -> str:
 
 def run(ctx: RecoveryContext, deps: HostRecoveryDeps) -> Notification:
     record = ctx.record()
-    if not (record.status.is_open or record.status is Status.ERROR):
+    resumed = record.status is Status.RUNNING
+    begun = ctx.begin(lambda r: f"recovery of host {r.hostname} started")
+    if begun is None:
         return record
-    if record.status is not Status.RUNNING:
-        now = ctx.clock.now()
-        record = ctx.update(lambda r: r.transition(Status.RUNNING, now, message="recovery running"))
-        record = ctx.step("recovery", "started", f"recovery of host {record.hostname} started")
-        ctx.publish(EventKind.STARTED, record)
-    else:
+    record = begun
+    if resumed:
         ctx.step(
             "recovery",
             "resumed",

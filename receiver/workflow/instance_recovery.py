@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from receiver.domain.events import EventKind
 from receiver.domain.instance import (
     RUNNING,
     InstanceAction,
@@ -45,15 +44,11 @@ class _GaveUp(Exception):
 
 
 def run(ctx: RecoveryContext, deps: InstanceRecoveryDeps) -> Notification:
-    record = ctx.record()
-    if not (record.status.is_open or record.status is Status.ERROR):
-        return record
+    begun = ctx.begin(lambda r: f"instance recovery of {r.payload.get('instance_uuid', '')} on {r.hostname}")
+    if begun is None:
+        return ctx.record()
+    record = begun
     instance = str(record.payload.get("instance_uuid", ""))
-    if record.status is not Status.RUNNING:
-        now = ctx.clock.now()
-        record = ctx.update(lambda r: r.transition(Status.RUNNING, now, message="recovery running"))
-        record = ctx.step("recovery", "started", f"instance recovery of {instance} on {record.hostname}")
-        ctx.publish(EventKind.STARTED, record)
     compute = deps.compute()
     try:
         if not record.reached(Phase.CHECKED):

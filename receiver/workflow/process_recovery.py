@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from receiver.adapters.redis_inventory import InventoryStore
-from receiver.domain.events import EventKind
 from receiver.domain.model import ComputeService
 from receiver.domain.process import HANDLED_PROCESSES, ProcessAction, disable_reason, on_failure, on_recheck
 from receiver.domain.reasons import Reason
@@ -38,16 +37,10 @@ class ProcessRecoveryDeps:
 
 
 def run(ctx: RecoveryContext, deps: ProcessRecoveryDeps) -> Notification:
-    record = ctx.record()
-    if not (record.status.is_open or record.status is Status.ERROR):
-        return record
-    if record.status is not Status.RUNNING:
-        now = ctx.clock.now()
-        record = ctx.update(lambda r: r.transition(Status.RUNNING, now, message="recovery running"))
-        record = ctx.step(
-            "recovery", "started", f"process recovery of {_process(record)} on {record.hostname}"
-        )
-        ctx.publish(EventKind.STARTED, record)
+    begun = ctx.begin(lambda r: f"process recovery of {_process(r)} on {r.hostname}")
+    if begun is None:
+        return ctx.record()
+    record = begun
     hostname = record.hostname or ""
     try:
         if not record.reached(Phase.CHECKED):

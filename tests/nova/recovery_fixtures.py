@@ -203,9 +203,10 @@ class BmcSim:
 
 
 def start_bmc(workdir: Path, host: str, nodectl: Path, fault: str) -> BmcSim:
-    """Start the simulator (power ON) whose power-off kills `host`'s nova-compute."""
+    """Start the simulator (power ON) whose power-off kills `host`'s nova-compute and whose
+    power-on starts it again (the reinstate tests read ON exactly then)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    password = f"bmc-secret-{secrets.token_hex(10)}"
+    password = f"bmc-{secrets.token_hex(8)}"  # IPMI 2.0 passwords are at most 20 bytes
     password_file = workdir / "bmc-password"
     password_file.write_text(password + "\n", encoding="utf-8")
     password_file.chmod(0o600)
@@ -217,7 +218,8 @@ def start_bmc(workdir: Path, host: str, nodectl: Path, fault: str) -> BmcSim:
         "receiver.lab.bmc",
         *("--host", host, "--port", "0", "--username", BMC_USERNAME),
         *("--password-file", str(password_file), "--ready-file", str(ready_file)),
-        *("--on-power-off", shlex.join([str(nodectl), "kill", host]), "--fault", fault),
+        *("--on-power-off", shlex.join([str(nodectl), "kill", host])),
+        *("--on-power-on", shlex.join([str(nodectl), "start", host]), "--fault", fault),
     ]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))

@@ -16,27 +16,17 @@ recovery_fixtures.py. Teardown (victim_servers) restores the host whatever happe
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import shlex
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from receiver.domain.record import Notification, Status
 from receiver.workflow.reinstate import ReinstateDeps, ReinstatePolicy, ReinstateRefused, reinstate
 from tests.contract.conftest import wait_for
-from tests.nova import recovery_fixtures
 from tests.nova.recovery_fixtures import (
-    BMC_READY_TIMEOUT_S,
-    BMC_USERNAME,
-    REPO_ROOT,
-    BmcSim,
     NovaRecoveryRig,
     VictimServers,
     make_rig,
@@ -66,53 +56,6 @@ class RecordedEvents:
 
     def publish(self, kind: object, record: object) -> None:
         self.kinds.append(str(kind))
-
-
-def start_bmc_powering_on(workdir: Path, host: str, nodectl: Path, fault: str) -> BmcSim:
-    """recovery_fixtures.start_bmc plus `--on-power-on "nodectl.sh start HOST"`: the BMC
-    reads back ON exactly when the host's nova-compute has been started again."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    password = f"bmc-secret-{secrets.token_hex(10)}"
-    password_file = workdir / "bmc-password"
-    password_file.write_text(password + "\n", encoding="utf-8")
-    password_file.chmod(0o600)
-    ready_file = workdir / "bmc-port"
-    log_file = workdir / "bmc.log"
-    command = [
-        sys.executable,
-        "-m",
-        "receiver.lab.bmc",
-        *("--host", host, "--port", "0", "--username", BMC_USERNAME),
-        *("--password-file", str(password_file), "--ready-file", str(ready_file)),
-        *("--on-power-off", shlex.join([str(nodectl), "kill", host])),
-        *("--on-power-on", shlex.join([str(nodectl), "start", host]), "--fault", fault),
-    ]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env)
-    bmc = BmcSim(host, 0, BMC_USERNAME, password, password_file, log_file, process)
-    deadline = time.monotonic() + BMC_READY_TIMEOUT_S
-    while not ready_file.exists():
-        if process.poll() is not None:
-            pytest.fail(f"BMC simulator exited {process.returncode} before it was ready:\n{bmc.output()}")
-        if time.monotonic() > deadline:
-            bmc.stop()
-            pytest.fail(f"BMC simulator not ready after {BMC_READY_TIMEOUT_S:.0f}s:\n{bmc.output()}")
-        time.sleep(0.05)
-    bmc.port = int(ready_file.read_text(encoding="utf-8"))
-    return bmc
-
-
-@pytest.fixture
-def make_reinstate_rig(
-    make_rig: Callable[..., NovaRecoveryRig], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., NovaRecoveryRig]]:
-    """make_rig (same services, clouds.yaml and inventory; its teardown stops the BMC),
-    whose victim BMC also powers the host back on. recovery_fixtures.start_bmc has no
-    power-on option; make_rig looks it up when called, so swapping it reuses the rest."""
-    monkeypatch.setattr(recovery_fixtures, "start_bmc", start_bmc_powering_on)
-    yield make_rig
 
 
 def reinstate_deps(rig: NovaRecoveryRig, events: RecordedEvents, cleanup_timeout_s: float) -> ReinstateDeps:
@@ -167,12 +110,12 @@ def print_timeline(rig: NovaRecoveryRig, record: Notification) -> None:
 
 def test_reinstate_waits_for_real_nova_to_clean_up_then_returns_the_host(
     victim_servers: VictimServers,
-    make_reinstate_rig: Callable[..., NovaRecoveryRig],
+    make_rig: Callable[..., NovaRecoveryRig],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     host = victim_servers.host
-    rig = make_reinstate_rig()
+    rig = make_rig()
     recovery = recover(rig, victim_servers)
     uuid = recovery.notification_uuid
     disabled_reason = rig.nova.admin.service(host)["disabled_reason"]
