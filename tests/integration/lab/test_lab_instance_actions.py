@@ -114,7 +114,7 @@ def test_instance_actions_as_nova_shows_them(lab: LabManifest, control: LabContr
     control.crash(server.id, sync_after=0)
     wait_until(lambda: conn.compute.get_server(server.id).status == "SHUTOFF", timeout=30, what="Nova's stop")
     adapter = NovaCompute(openstack.connect(**lab.openstack_auth()), microversion="2.94")
-    last = adapter.last_action(server.id)
+    last = adapter.last_power_action(server.id)
     assert last is not None and (last.action, last.user_id) == ("stop", None)
 
     # A deleted server's actions stay listable from 2.21.
