@@ -25,6 +25,7 @@ Secrets are only references; their values are read when a message is sent.
 from __future__ import annotations
 
 import os
+from abc import abstractmethod
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -92,8 +93,9 @@ class _Notifier(_Model):
             return False
         return not self.segments or segment in self.segments
 
+    @abstractmethod
     def secret_ref(self) -> SecretRef:
-        raise NotImplementedError
+        """Where this notifier's secret (webhook URL, routing key) lives."""
 
     def secret_parts(self, value: str) -> list[str]:
         """The pieces of a resolved secret that must never be shown (for the log scrubber)."""
