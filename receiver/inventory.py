@@ -20,7 +20,6 @@ file applied twice names the same objects), then stored and kept through renames
 from __future__ import annotations
 
 import enum
-import os
 import uuid
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,8 +27,9 @@ from typing import Any, ClassVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from receiver.domain.model import BmcTarget, Secret
+from receiver.domain.model import BmcTarget
 from receiver.errors import ConfigError, LazarusError
+from receiver.secret_ref import SecretRef
 
 _NAMESPACE = uuid.UUID("6f1d3c52-5a3e-4c8e-9b7e-1f0b8d5c2a11")
 
@@ -76,36 +76,8 @@ class _Identified(_Model):
             raise ValueError("must be a UUID") from None
 
 
-class PasswordRef(_Model):
-    """Where the BMC password lives: an environment variable or a file, never inline."""
-
-    env: str | None = None
-    file: Path | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> PasswordRef:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of 'env' or 'file'")
-        return self
-
-    def describe(self) -> str:
-        return f"env:{self.env}" if self.env else f"file:{self.file}"
-
-    def resolve(self, host: str) -> Secret:
-        """Read the password now. Errors name the reference, never a value."""
-        if self.env is not None:
-            value = os.environ.get(self.env)
-            if not value:
-                raise ConfigError(f"host {host}: bmc.password: environment variable {self.env} is not set")
-            return Secret(value)
-        assert self.file is not None
-        try:
-            value = self.file.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"host {host}: bmc.password: cannot read {self.file}: {exc.strerror}") from None
-        if not value:
-            raise ConfigError(f"host {host}: bmc.password: {self.file} is empty")
-        return Secret(value)
+# The BMC password reference (kept under its inventory name).
+PasswordRef = SecretRef
 
 
 class BmcSpec(_Model):
@@ -137,7 +109,7 @@ class BmcSpec(_Model):
             address=self.address,
             port=self.port,
             username=self.username,
-            password=self.password.resolve(host),
+            password=self.password.resolve(f"host {host}: bmc.password"),
             driver=self.driver,
             insecure=self.insecure,
         )

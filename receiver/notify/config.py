@@ -24,17 +24,14 @@ Secrets are only references; their values are read when a message is sent.
 
 from __future__ import annotations
 
-import os
 from abc import abstractmethod
-from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from receiver.domain.events import EventKind
-from receiver.domain.model import Secret
-from receiver.errors import ConfigError
+from receiver.secret_ref import SecretRef
 
 # What PagerDuty acts on: a trigger when a human is needed, a resolve when it is over.
 PAGERDUTY_EVENTS = frozenset(
@@ -45,38 +42,6 @@ PAGERDUTY_ENDPOINT = "https://events.pagerduty.com/v2/enqueue"
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SecretRef(_Model):
-    """Where a secret lives: an environment variable or a file, never the value inline."""
-
-    env: str | None = None
-    file: Path | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of 'env' or 'file'")
-        return self
-
-    def describe(self) -> str:
-        return f"env:{self.env}" if self.env else f"file:{self.file}"
-
-    def resolve(self, what: str) -> Secret:
-        """Read the value now. Errors name `what` and the reference, never a value."""
-        if self.env is not None:
-            value = os.environ.get(self.env, "").strip()
-            if not value:
-                raise ConfigError(f"{what}: environment variable {self.env} is not set")
-            return Secret(value)
-        assert self.file is not None
-        try:
-            value = self.file.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"{what}: cannot read {self.file}: {exc.strerror}") from None
-        if not value:
-            raise ConfigError(f"{what}: {self.file} is empty")
-        return Secret(value)
 
 
 class _Notifier(_Model):
