@@ -143,6 +143,13 @@ class SegmentSpec(_Identified):
     requires_approval: bool = False  # every host recovery here waits for an operator's yes
     shadow: bool = False  # record what would be done here, touch nothing
     max_down_share: float | None = Field(default=None, gt=0, le=1)  # the storm guard's share for this segment
+    # Placement (None: the evacuation setting of the same name).
+    shared_storage: bool | None = None  # instance disks on shared storage (Ceph, NFS)
+    evacuate_all: bool | None = None  # every instance, not only HA_Enabled ones
+    skip_error_instances: bool | None = None
+    capacity_policy: str | None = Field(
+        default=None, pattern="^(proceed|proceed_with_what_fits|hold_for_approval)$"
+    )
 
 
 class Inventory(_Model):

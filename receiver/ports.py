@@ -9,7 +9,16 @@ from __future__ import annotations
 from typing import Protocol
 
 from receiver.domain.events import EventKind
-from receiver.domain.model import BmcTarget, ComputeService, Migration, PowerState, Server, ServerAction
+from receiver.domain.capacity import HypervisorReport
+from receiver.domain.model import (
+    Aggregate,
+    BmcTarget,
+    ComputeService,
+    Migration,
+    PowerState,
+    Server,
+    ServerAction,
+)
 from receiver.domain.record import Notification
 
 
@@ -72,6 +81,22 @@ class Compute(Protocol):
 
     def evacuations(self, source_host: str, server_id: str | None = None) -> list[Migration]:
         """Nova's evacuation records from `source_host` (optionally of one server)."""
+        ...
+
+    def lock(self, server_id: str, reason: str) -> None:
+        """Lock the server with a reason (2.73+); locking a locked server is not an error."""
+        ...
+
+    def unlock(self, server_id: str) -> None: ...
+
+    def hypervisors(self) -> list[HypervisorReport]:
+        """Every compute host's resources (os-hypervisors at 2.87, the last that reports them)."""
+        ...
+
+    def aggregates(self) -> list[Aggregate]: ...
+
+    def add_to_aggregate(self, aggregate_id: str, host: str) -> None:
+        """Add `host` to the aggregate; a host already in it is not an error."""
         ...
 
 

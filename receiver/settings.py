@@ -93,9 +93,31 @@ class ApprovalSettings(_Section):
 
 
 class EvacuationSettings(_Section):
+    """Which instances of a dead host move, where, and how (a segment may override the first four)."""
+
+    # Every instance, not only those with metadata HA_Enabled=True (Masakari's evacuate_all_instances).
+    evacuate_all: bool = False
+    # Skip instances in ERROR (Masakari's ignore_instances_in_error_state).
+    skip_error_instances: bool = False
+    # The instances' disks are on shared storage (Ceph, NFS): an image-backed instance keeps its
+    # data when evacuated. Off, such an instance without a volume is recorded as not evacuable:
+    # Nova would rebuild it from its image and its data would be gone.
+    shared_storage: bool = False
+    # A capacity plan that falls short: proceed | proceed_with_what_fits | hold_for_approval.
+    capacity_policy: str = Field(
+        default="proceed", pattern="^(proceed|proceed_with_what_fits|hold_for_approval)$"
+    )
     concurrency: int = Field(default=4, ge=1, le=64)
     timeout_s: float = Field(default=600.0, gt=0)
     poll_interval_s: float = Field(default=1.0, gt=0)
+    max_attempts: int = Field(default=2, ge=1, le=5)  # evacuations per instance, on another target if allowed
+    lock_instances: bool = True  # lock each instance during its move (reason names the record)
+    # Add a used reserved spare to the failed host's aggregates first (Masakari's option of that name).
+    add_reserved_host_to_aggregate: bool = False
+    # Nova's allocation ratios, which os-hypervisors does not report (Nova's defaults).
+    cpu_allocation_ratio: float = Field(default=4.0, gt=0)
+    ram_allocation_ratio: float = Field(default=1.0, gt=0)
+    disk_allocation_ratio: float = Field(default=1.0, gt=0)
 
 
 class ProcessSettings(_Section):

@@ -168,3 +168,56 @@ def shortfall_text(shortfall: Demand) -> str:
 
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+@dataclass(frozen=True)
+class HypervisorReport:
+    """One compute host's resources as Nova's os-hypervisors (microversion <= 2.87) reports them.
+
+    Nova's `*_used` figures already include its reserved host memory and disk; vCPUs are
+    physical, before the allocation ratio. Several nodes of one service host are summed.
+    """
+
+    host: str  # the nova-compute service host (what evacuate's `host` takes)
+    vcpus: int
+    vcpus_used: int
+    memory_mb: int
+    memory_mb_used: int
+    local_gb: int
+    local_gb_used: int
+    enabled: bool
+    up: bool
+
+
+@dataclass(frozen=True)
+class AllocationRatios:
+    """Nova's allocation ratios (os-hypervisors does not report them): its defaults."""
+
+    cpu: float = 4.0
+    ram: float = 1.0
+    disk: float = 1.0
+
+
+def target_from_report(
+    report: HypervisorReport,
+    ratios: AllocationRatios,
+    *,
+    reserved: bool = False,
+    on_maintenance: bool = False,
+) -> Target:
+    """A placement target from Nova's report and the inventory's flags.
+
+    os-hypervisors does not split shared from dedicated CPUs: a pinned instance is counted
+    against the host's physical CPUs (ratio 1), a conservative stand-in for Placement's PCPU.
+    """
+    return Target(
+        name=report.host,
+        vcpus=Capacity(report.vcpus, report.vcpus_used, allocation_ratio=ratios.cpu),
+        ram_mb=Capacity(report.memory_mb, report.memory_mb_used, allocation_ratio=ratios.ram),
+        disk_gb=Capacity(report.local_gb, report.local_gb_used, allocation_ratio=ratios.disk),
+        pcpus=Capacity(report.vcpus, report.vcpus_used),
+        enabled=report.enabled,
+        up=report.up,
+        reserved=reserved,
+        on_maintenance=on_maintenance,
+    )

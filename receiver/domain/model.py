@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from receiver.domain.capacity import UNKNOWN_DISKS, DiskFacts
+
 
 class Secret:
     """A string that never shows itself in repr, str, logs or JSON."""
@@ -78,6 +80,8 @@ class Server:
     flavor: dict[str, Any] = field(default_factory=dict)
     locked: bool = False
     power_state: int | None = None  # OS-EXT-STS:power_state: 1 running, 4 shutdown, 6 crashed
+    locked_reason: str | None = None  # 2.73+
+    disks: DiskFacts = UNKNOWN_DISKS  # from `image` and `os-extended-volumes:volumes_attached`
 
 
 @dataclass(frozen=True)
@@ -101,3 +105,13 @@ class ServerAction:
     request_id: str
     user_id: str | None  # None: Nova itself (e.g. its power-state sync), not a user
     start_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A Nova host aggregate (`os-aggregates`)."""
+
+    id: str
+    name: str
+    hosts: tuple[str, ...] = ()
+    availability_zone: str | None = None

@@ -52,6 +52,7 @@ class Phase(enum.StrEnum):
 
     PENDING = "pending"
     CHECKED = "checked"  # gates passed
+    PLANNED = "planned"  # host recovery: the capacity plan is on the record (before fencing)
     # host recovery
     FENCED = "fenced"  # BMC read back OFF (safety rule 1)
     NOVA_FORCED_DOWN = "nova_forced_down"  # safety rule 2: told before asked
@@ -106,6 +107,12 @@ class VMove:
     end_time: str | None = None
     message: str = ""
     type: str = "evacuation"
+    target_host: str | None = None  # the planned target; None: Nova's scheduler chooses
+    route: str = "auto"  # the recovery method's route for this instance: auto | reserved_host
+    attempts: int = 0  # evacuations sent (a failed move may be retried on another target)
+    tried_hosts: tuple[str, ...] = ()  # targets of the failed attempts
+    reason: str | None = None  # why it was skipped or failed (a Reason value)
+    locked_by_us: bool = False  # we locked it for the move and must unlock it
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,8 @@ class Notification:
     marks: dict[str, str] = field(
         default_factory=dict
     )  # facts a resumed run needs (when it disabled a service)
+    plan: dict[str, Any] | None = None  # host recovery: the capacity plan (domain.placement.Plan.to_dict)
+    diagnosis: dict[str, Any] | None = None  # why a host recovery did not move everything
 
     def transition(
         self, status: Status, now: datetime, *, reason: str | None = None, message: str = ""
@@ -164,7 +173,16 @@ class Notification:
         if self.status is not Status.FAILED:
             raise InvalidTransition(f"{self.notification_uuid}: only a failed recovery can be retried")
         moves = tuple(
-            replace(m, status=MoveStatus.PENDING, dest_host=None, start_time=None, end_time=None, message="")
+            replace(
+                m,
+                status=MoveStatus.PENDING,
+                dest_host=None,
+                start_time=None,
+                end_time=None,
+                message="",
+                attempts=0,
+                reason=None,
+            )
             if m.status is MoveStatus.FAILED
             else m
             for m in self.vmoves
@@ -234,12 +252,26 @@ class Notification:
             failover_segment_uuid=data.get("failover_segment_uuid"),
             source_host_uuid=data.get("source_host_uuid"),
             steps=tuple(Step(**s) for s in data.get("steps", ())),
-            vmoves=tuple(VMove(**{**m, "status": MoveStatus(m["status"])}) for m in data.get("vmoves", ())),
+            vmoves=tuple(_vmove(m) for m in data.get("vmoves", ())),
             fencing=tuple(FenceAttempt(**f) for f in data.get("fencing", ())),
             attempt=int(data.get("attempt", 0)),
             wake_at=data.get("wake_at"),
             marks=dict(data.get("marks") or {}),
+            plan=data.get("plan"),
+            diagnosis=data.get("diagnosis"),
         )
+
+    def with_plan(self, plan: dict[str, Any], now: datetime) -> Notification:
+        return replace(self, plan=plan, updated_at=iso(now))
+
+    def with_diagnosis(self, diagnosis: dict[str, Any] | None, now: datetime) -> Notification:
+        return replace(self, diagnosis=diagnosis, updated_at=iso(now))
+
+
+def _vmove(data: dict[str, Any]) -> VMove:
+    return VMove(
+        **{**data, "status": MoveStatus(data["status"]), "tried_hosts": tuple(data.get("tried_hosts", ()))}
+    )
 
 
 def iso(moment: datetime) -> str:
