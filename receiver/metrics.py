@@ -6,7 +6,8 @@ then exposes the same cluster-wide totals (scrape one replica, or aggregate with
 Only per-process facts (HTTP requests answered by this process) use prometheus_client's own
 counters, in multiprocess mode under gunicorn.
 
-Label values are bounded: outcomes and `Reason` values, never hosts or instance ids.
+Label values are bounded: outcomes and `Reason` values, never hosts or instance ids. The one
+exception is `segment`, on the spare gauges: segment names are operator-defined and few.
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from receiver import __version__
+from receiver.adapters.redis_inventory import InventoryStore
+from receiver.adapters.redis_store import RecordStore
 from receiver.domain.alerts import NotificationType
 from receiver.domain.reasons import AlertOutcome
 from receiver.domain.record import Status
+from receiver.errors import LazarusError
+from receiver.monitoring.spares import SegmentSpares, all_segment_spares
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +216,38 @@ class RedisStateCollector(Collector):
         depth = GaugeMetricFamily("lazarus_queue_depth", "Jobs waiting in the recovery queue.")
         depth.add_metric([], queue_depth)
         yield depth
+        yield from self._spares()
+
+    def _spares(self) -> Iterator[GaugeMetricFamily]:
+        """Per segment: free reserved spares, and whether its recovery method needs one."""
+        try:
+            segments = all_segment_spares(
+                InventoryStore(self.redis, self.prefix), RecordStore(self.redis, self.prefix)
+            )
+        except (LazarusError, redis.RedisError) as exc:
+            # The families are left out (absent, not zero): a zero would claim "no spare".
+            log.warning("spare gauges not computed", extra={"error": type(exc).__name__})
+            return
+        yield from spare_families(segments)
+
+
+def spare_families(segments: Iterable[SegmentSpares]) -> Iterator[GaugeMetricFamily]:
+    free = GaugeMetricFamily(
+        "lazarus_segment_free_spares",
+        "Reserved spares of the segment that are not on maintenance and not held by an open recovery.",
+        labels=["segment"],
+    )
+    needed = GaugeMetricFamily(
+        "lazarus_segment_spares_needed",
+        "1 when the segment is enabled and its recovery method uses reserved spares "
+        "(reserved_host, auto_priority, rh_priority).",
+        labels=["segment"],
+    )
+    for s in segments:
+        free.add_metric([s.segment.name], len(s.verdict.free))
+        needed.add_metric([s.segment.name], 1 if s.needed else 0)
+    yield free
+    yield needed
 
 
 def _build_info() -> GaugeMetricFamily:

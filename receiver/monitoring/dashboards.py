@@ -184,6 +184,23 @@ def overview() -> dict[str, Any]:
             ),
         ),
         Panel(
+            "Free reserved spares per segment",
+            "timeseries",
+            (Query(f"max by (segment) (lazarus_segment_free_spares{{{L}}})", "{{segment}}"),),
+            description=(
+                "Reserved spares not on maintenance and not held by an open recovery. A segment whose "
+                "recovery method uses spares (reserved_host, auto_priority, rh_priority) needs one."
+            ),
+        ),
+        Panel(
+            "Segments that need a spare and have none",
+            "stat",
+            (Query(_segments_without_spare()),),
+            height=8,
+            description="Enabled segments whose recovery method uses spares, with none free "
+            "(alert LazarusSegmentWithoutFreeSpare; `lazarus segment show NAME` says why).",
+        ),
+        Panel(
             "Alertmanager deliveries failing",
             "timeseries",
             (
@@ -198,6 +215,13 @@ def overview() -> dict[str, Any]:
         ),
     ]
     return dashboard("lazarus-overview", "Lazarus: overview", panels, host_variable=False)
+
+
+def _segments_without_spare() -> str:
+    """How many segments need a spare and have none free (0 when none, empty when no segment)."""
+    needed = f"max by (segment) (lazarus_segment_spares_needed{{{L}}})"
+    free = f"max by (segment) (lazarus_segment_free_spares{{{L}}})"
+    return f"sum({needed} * on (segment) ({free} == bool 0))"
 
 
 def host_view() -> dict[str, Any]:

@@ -47,6 +47,7 @@ DEMO_TIMINGS: dict[str, str] = {
     "watchdog_max_age_seconds": "60",
     "watchdog_missing_for": "10s",
     "delivery_failing_for": "30s",
+    "no_free_spare_for": "10s",
 }
 
 
