@@ -16,10 +16,13 @@ from typing import Any
 
 import click
 
+from receiver.cli_segment_render import PLACEMENT_FIELDS, SETTING, effective_controls, render_segment
 from receiver.inventory import RecoveryMethod
 
 _METHODS = click.Choice([m.value for m in RecoveryMethod])
-NEEDS_SPARES = frozenset({"reserved_host", "auto_priority", "rh_priority"})
+# A placement option's values: "setting" makes the segment follow the evacuation setting (None).
+_YES_NO = ("yes", "no", SETTING)
+_POLICIES = ("proceed", "proceed_with_what_fits", "hold_for_approval")
 
 
 def register(group: click.Group, services_factory: Callable[[], object]) -> None:
@@ -86,15 +89,33 @@ def _segment_group(services_factory: Callable[[], object]) -> click.Group:
     @click.argument("segment_ref", metavar="SEGMENT")
     @click.option("--json", "as_json", is_flag=True)
     def segment_show(segment_ref: str, as_json: bool) -> None:
-        """A segment, its hosts, and which of them are free reserved spares."""
+        """A segment, its hosts, its placement settings in effect, and which hosts are free
+        reserved spares (a spare an open recovery holds is not free)."""
+        from receiver.monitoring.spares import read_claims, segment_spares
         from receiver.web import views
 
-        seg, hosts = _call(lambda: _store(services_factory).segment_hosts(segment_ref))
+        services: Any = services_factory()
+        seg, hosts = _call(lambda: services.inventory.segment_hosts(segment_ref))
+        claims = _call(lambda: read_claims(services.store))
+        spares = segment_spares(seg.spec, hosts, claims)
         if as_json:
-            body = {**views.segment(seg), "hosts": [views.host(h) for h in hosts]}
+            body = {
+                **views.segment(seg),
+                "effective": {
+                    name: {"value": value, "from": source}
+                    for name, value, source in effective_controls(seg.spec, services.settings)
+                },
+                "spares": {
+                    "needed": spares.needed,
+                    "free": list(spares.verdict.free),
+                    "held": {h.spec.name: claims[h.spec.name] for h in hosts if h.spec.name in claims},
+                    "message": spares.verdict.message,
+                },
+                "hosts": [views.host(h) for h in hosts],
+            }
             click.echo(json.dumps({"segment": body}, indent=2))
             return
-        click.echo(render_segment(seg, hosts))
+        click.echo(render_segment(seg, hosts, spares, claims, services.settings))
 
     @segment.command("create")
     @click.argument("name")
@@ -102,9 +123,12 @@ def _segment_group(services_factory: Callable[[], object]) -> click.Group:
     @click.option("--service-type", default="COMPUTE", show_default=True)
     @click.option("--description")
     @click.option("--enabled/--disabled", default=True, show_default=True)
+    @_placement_options
     def segment_create(name: str, **options: Any) -> None:
-        """Create a segment (its hosts come with `lazarus host create`)."""
-        fields = _given(name=name, **options)
+        """Create a segment (its hosts come with `lazarus host create`); placement options left
+        out follow the evacuation settings."""
+        placement = _placement_fields(options)
+        fields = {**_given(name=name, **options), **placement}
         created = _call(lambda: _store(services_factory).create_segment(fields, _now()))
         click.echo(f"segment {created.spec.name}: created ({created.spec.uuid})")
 
@@ -115,9 +139,12 @@ def _segment_group(services_factory: Callable[[], object]) -> click.Group:
     @click.option("--service-type")
     @click.option("--description")
     @click.option("--enabled/--disabled", default=None)
+    @_placement_options
     def segment_update(segment_ref: str, **options: Any) -> None:
-        """Change a segment (refused while one of its hosts is under recovery)."""
-        changes = _given(**options)
+        """Change a segment (refused while one of its hosts is under recovery); a placement
+        option given as 'setting' goes back to following the evacuation setting."""
+        placement = _placement_fields(options)
+        changes = {**_given(**options), **placement}
         if not changes:
             raise click.UsageError("nothing to change: give at least one option")
         updated = _call(lambda: _store(services_factory).update_segment(segment_ref, changes, _now()))
@@ -133,39 +160,51 @@ def _segment_group(services_factory: Callable[[], object]) -> click.Group:
     return segment
 
 
-def render_segment(seg: Any, hosts: list[Any]) -> str:
-    spec = seg.spec
-    lines = [
-        f"segment {spec.name} ({spec.uuid}, id {seg.meta.id})",
-        f"  recovery     {spec.recovery_method.value}",
-        f"  service      {spec.service_type}",
-        f"  enabled      {'yes' if spec.enabled else 'no'}",
-        f"  description  {spec.description or '-'}",
-        f"  hosts        {len(hosts)}",
-    ]
-    for h in sorted(hosts, key=lambda v: v.spec.name):
-        notes = []
-        if h.spec.reserved:
-            notes.append("reserved spare" + ("" if _free_spare(h) else " (not available)"))
-        if h.on_maintenance:
-            notes.append(f"on maintenance: {h.state.reason or 'no reason given'}")
-        if h.recovery:
-            notes.append(f"under recovery {h.recovery}")
-        if h.spec.bmc is None:
-            notes.append("no fence method")
-        lines.append(f"    {h.spec.name:24} {'; '.join(notes) or 'in service'}")
-    spares = [h for h in hosts if h.spec.reserved]
-    free = [h for h in spares if _free_spare(h)]
-    lines.append(f"  spares       {len(free)} free of {len(spares)} reserved")
-    if spec.recovery_method.value in NEEDS_SPARES and not free:
-        lines.append(
-            f"  WARNING      recovery method {spec.recovery_method.value} needs a free reserved spare"
-        )
-    return "\n".join(lines)
+def _placement_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    yes_no = click.Choice(_YES_NO)
+    policies = click.Choice([*_POLICIES, SETTING])
+    for option in reversed(
+        [
+            click.option(
+                "--shared-storage",
+                type=yes_no,
+                help="Instance disks on shared storage (Ceph, NFS). 'setting': evacuation.shared_storage.",
+            ),
+            click.option(
+                "--evacuate-all",
+                type=yes_no,
+                help="Every instance, not only HA_Enabled=True; 'setting': evacuation.evacuate_all.",
+            ),
+            click.option(
+                "--skip-error-instances",
+                type=yes_no,
+                help="Leave instances in ERROR; 'setting': evacuation.skip_error_instances.",
+            ),
+            click.option(
+                "--capacity-policy",
+                type=policies,
+                help="When the capacity plan falls short; 'setting': evacuation.capacity_policy.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
 
 
-def _free_spare(host: Any) -> bool:
-    return bool(host.spec.reserved and not host.on_maintenance and not host.recovery)
+def _placement_fields(options: dict[str, Any]) -> dict[str, Any]:
+    """The placement options given, as segment fields; 'setting' is an explicit None."""
+    fields: dict[str, Any] = {}
+    for name in PLACEMENT_FIELDS:
+        choice = options.pop(name)
+        if choice is None:
+            continue
+        if choice == SETTING:
+            fields[name] = None
+        elif name == "capacity_policy":
+            fields[name] = choice
+        else:
+            fields[name] = choice == "yes"
+    return fields
 
 
 # -- hosts ---------------------------------------------------------------------------------
