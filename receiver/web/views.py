@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from receiver.adapters.redis_inventory import HostView, SegmentView
 from receiver.adapters.redis_store import StoredNotification
-from receiver.domain.record import Notification, Step
+from receiver.domain.record import Notification, Step, VMove
 
 if TYPE_CHECKING:
     from receiver.notify.ledger import DeliveryEntry
@@ -46,13 +46,17 @@ def notification_detail(
         "steps": [step.__dict__ for step in record.steps],
         "fencing": [attempt.__dict__ for attempt in record.fencing],
         "vmoves": [vmove(record, m) for m in record.vmoves],
+        "plan": record.plan,  # ours: where the instances were to go (a host recovery's capacity plan)
+        "diagnosis": record.diagnosis,  # ours: why a host recovery did not move everything
         "alerts": [alert.__dict__ for alert in stored.alerts],
         "duplicates": stored.duplicates,
         "deliveries": [entry.__dict__ for entry in deliveries],
     }
 
 
-def vmove(record: Notification, move: Any) -> dict[str, Any]:
+def vmove(record: Notification, move: VMove) -> dict[str, Any]:
+    """Masakari's vmove, then ours: the planned target and route, the attempts and the hosts
+    they tried, why it was skipped or failed, whether Lazarus holds its lock."""
     return {
         "uuid": f"{record.notification_uuid}:{move.instance_uuid}",
         "notification_uuid": record.notification_uuid,
@@ -65,6 +69,12 @@ def vmove(record: Notification, move: Any) -> dict[str, Any]:
         "type": move.type,
         "status": move.status.value,
         "message": move.message,
+        "target_host": move.target_host,
+        "route": move.route,
+        "attempts": move.attempts,
+        "tried_hosts": list(move.tried_hosts),
+        "reason": move.reason,
+        "locked_by_us": move.locked_by_us,
     }
 
 
