@@ -12,21 +12,23 @@ Microversions: reads and service updates use the configured one (default 2.94, a
 least 2.59 for service UUIDs and migration UUIDs). Evacuate is sent at
 min(configured, 2.94) on purpose: up to 2.94 Nova restores the server's previous power
 state on the new host (ACTIVE stays ACTIVE, SHUTOFF stays SHUTOFF); from 2.95 it leaves
-every evacuated server stopped, which a recovery would then have to start.
+every evacuated server stopped, which a recovery would then have to start. os-hypervisors
+is read at min(configured, 2.87), the last microversion that reports resource figures.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from keystoneauth1 import exceptions as ksa_exc
 from openstack import exceptions as sdk_exc
 
-from receiver.domain.model import ComputeService, Migration, Server, ServerAction
+from receiver.adapters import nova_records as records
+from receiver.domain.capacity import HypervisorReport
+from receiver.domain.model import Aggregate, ComputeService, Migration, Server, ServerAction
 from receiver.errors import ComputeError, ComputeRejected, ComputeUnavailable, NotFound
 
 if TYPE_CHECKING:
@@ -36,7 +38,11 @@ DEFAULT_MICROVERSION = "2.94"
 MIN_MICROVERSION = (2, 59)  # service UUIDs (2.53) and migration uuid/links (2.59)
 # From 2.95 Nova leaves evacuated servers SHUTOFF; 2.94 is the last that keeps their state.
 LAST_STATE_PRESERVING_EVACUATE = (2, 94)
+# os-hypervisors reports vcpus, memory_mb, local_gb and their *_used up to 2.87; 2.88 removed them.
+LAST_HYPERVISOR_FIGURES = (2, 87)
+MAX_LOCK_REASON = 255  # Nova's schema for locked_reason (2.73+)
 _MAX_MESSAGE = 400
+_POWER_ACTIONS = frozenset({"stop", "start", "reboot"})
 
 
 def _parse_microversion(value: str) -> tuple[int, int]:
@@ -81,6 +87,7 @@ class NovaCompute:
         self._connection = connection
         self._microversion = _format_microversion(version)
         self._evacuate_microversion = _format_microversion(min(version, LAST_STATE_PRESERVING_EVACUATE))
+        self._hypervisor_microversion = _format_microversion(min(version, LAST_HYPERVISOR_FIGURES))
         self._page_size = page_size
         self._proxy: Any = None
         self._proxy_lock = threading.Lock()
@@ -119,7 +126,7 @@ class NovaCompute:
             # Same host name in two cells: acting on either could be the wrong machine.
             ids = ", ".join(str(s.get("id")) for s in matches)
             raise ComputeError(f"Nova has {len(matches)} nova-compute services for host {host}: {ids}")
-        return _service(matches[0])
+        return records.service(matches[0])
 
     def force_down(self, service: ComputeService) -> ComputeService:
         return self._update_service(service, {"forced_down": True}, what="force down")
@@ -143,14 +150,14 @@ class NovaCompute:
             json=change,
             what=f"{what} the nova-compute service {service.id} of host {service.host}",
         )
-        return _service(body["service"])
+        return records.service(body["service"])
 
     # ------------------------------------------------------------------ servers
 
     def servers_on(self, host: str) -> list[Server]:
         what = f"list the servers on host {host}"
         query = {"host": host, "all_tenants": "1"}
-        servers = [_server(s) for s in self._pages("/servers/detail", query, "servers", what=what)]
+        servers = [records.server(s) for s in self._pages("/servers/detail", query, "servers", what=what)]
         stray = [s for s in servers if s.host != host]
         if stray:
             # Nova filters on the host itself; a mismatch means we cannot trust the list,
@@ -163,7 +170,7 @@ class NovaCompute:
 
     def server(self, server_id: str) -> Server:
         body = self._request("GET", f"/servers/{quote(server_id, safe='')}", what=f"get server {server_id}")
-        return _server(body["server"])
+        return records.server(body["server"])
 
     def evacuate(self, server_id: str, target_host: str | None = None) -> None:
         args: dict[str, Any] = {} if target_host is None else {"host": target_host}
@@ -201,7 +208,7 @@ class NovaCompute:
             action=str(newest.get("action", "")),
             request_id=str(newest.get("request_id", "")),
             user_id=newest.get("user_id") or None,
-            start_time=_timestamp(newest.get("start_time")),
+            start_time=records.timestamp(newest.get("start_time")),
         )
 
     def stop(self, server_id: str) -> None:
@@ -226,20 +233,84 @@ class NovaCompute:
         if server_id is not None:
             query["instance_uuid"] = server_id
             what += f" of server {server_id}"
-        return [_migration(m) for m in self._pages("/os-migrations", query, "migrations", what=what)]
+        return [records.migration(m) for m in self._pages("/os-migrations", query, "migrations", what=what)]
+
+    # ------------------------------------------------------------------ locks
+
+    def lock(self, server_id: str, reason: str) -> None:
+        """Lock with `reason` (cut to Nova's 255 characters; Nova ignores it below 2.73).
+
+        Idempotent on Nova 34 (verified): a second lock is accepted (202). By the server's own
+        project it changes nothing; by another project's admin it takes the lock over (a new
+        reason replaces the old), so a lock the user had set is then removed by `unlock`."""
+        text = reason.strip()[:MAX_LOCK_REASON]
+        self._request(
+            "POST",
+            f"/servers/{quote(server_id, safe='')}/action",
+            json={"lock": {"locked_reason": text} if text else None},
+            what=f"lock server {server_id}",
+        )
+
+    def unlock(self, server_id: str) -> None:
+        """Unlock; Nova accepts (202) unlocking a server that is not locked."""
+        self._request(
+            "POST",
+            f"/servers/{quote(server_id, safe='')}/action",
+            json={"unlock": None},
+            what=f"unlock server {server_id}",
+        )
+
+    # ------------------------------------------------------------------ capacity, aggregates
+
+    def hypervisors(self) -> list[HypervisorReport]:
+        """Per nova-compute host, from os-hypervisors/detail at <= 2.87 (one GET per page).
+
+        Nova's figures come from each host's resource tracker: a claim (boot, evacuation
+        target) shows at once, a delete only at the host's next periodic update (up to 60 s
+        on the test bed), and a dead host keeps its last figures until its compute restarts.
+        """
+        what = "list the hypervisors"
+        raws = self._pages(
+            "/os-hypervisors/detail", {}, "hypervisors", what=what, microversion=self._hypervisor_microversion
+        )
+        return records.hypervisor_reports(raws)
+
+    def aggregates(self) -> list[Aggregate]:
+        body = self._request("GET", "/os-aggregates", what="list the host aggregates")
+        return [records.aggregate(a) for a in body.get("aggregates", [])]
+
+    def add_to_aggregate(self, aggregate_id: str, host: str) -> None:
+        """Add `host`; one already in the aggregate is success.
+
+        Nova answers 409 both for a host already in it and for a refusal (the host sits in
+        another availability zone, or would move its instances to another zone), so a 409
+        is read back: success only if the aggregate now lists the host (one more GET)."""
+        path = f"/os-aggregates/{quote(aggregate_id, safe='')}"
+        what = f"add host {host} to host aggregate {aggregate_id}"
+        try:
+            self._request("POST", f"{path}/action", json={"add_host": {"host": host}}, what=what)
+        except ComputeRejected as refused:
+            if refused.status != 409:
+                raise
+            body = self._request("GET", path, what=f"read host aggregate {aggregate_id}")
+            if host not in ((body.get("aggregate") or {}).get("hosts") or ()):
+                raise
 
     # ------------------------------------------------------------------ HTTP
 
-    def _pages(self, path: str, query: dict[str, str], key: str, *, what: str) -> Iterator[dict[str, Any]]:
+    def _pages(
+        self, path: str, query: dict[str, str], key: str, *, what: str, microversion: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """One GET per page. Follows Nova's `next` link by its marker only, so a wrong
         public host name in the link (a common proxy misconfiguration) does not matter."""
         params = dict(query)
         if self._page_size is not None:
             params["limit"] = str(self._page_size)
         while True:
-            body = self._request("GET", f"{path}?{urlencode(params)}", what=what)
+            url = f"{path}?{urlencode(params)}" if params else path
+            body = self._request("GET", url, what=what, microversion=microversion)
             yield from body.get(key, [])
-            marker = _next_marker(body.get(f"{key}_links", []))
+            marker = records.next_marker(body.get(f"{key}_links", []))
             if marker is None:
                 return
             params["marker"] = marker
@@ -325,64 +396,3 @@ def _describe(exc: BaseException) -> str:
     # Library messages name the URL and the socket error; tokens travel only in headers,
     # which keystoneauth never puts into exception text.
     return f"{type(exc).__name__}: {str(exc)[:_MAX_MESSAGE]}"
-
-
-def _next_marker(links: list[dict[str, Any]]) -> str | None:
-    for link in links:
-        if link.get("rel") == "next":
-            markers = parse_qs(urlsplit(str(link.get("href", ""))).query).get("marker")
-            if markers:
-                return markers[-1]
-    return None
-
-
-def _timestamp(value: Any) -> datetime | None:
-    """Nova's timestamps are UTC without a zone ("2026-11-25T13:55:10.000000")."""
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-_POWER_ACTIONS = frozenset({"stop", "start", "reboot"})
-
-
-def _service(raw: dict[str, Any]) -> ComputeService:
-    return ComputeService(
-        id=str(raw["id"]),
-        host=str(raw.get("host", "")),
-        state=str(raw.get("state", "")),
-        status=str(raw.get("status", "")),
-        forced_down=bool(raw.get("forced_down", False)),
-        disabled_reason=raw.get("disabled_reason"),
-        updated_at=_timestamp(raw.get("updated_at")),
-    )
-
-
-def _server(raw: dict[str, Any]) -> Server:
-    # Servers in an unreachable cell come back partial (2.69+): only id and status.
-    flavor = raw.get("flavor")
-    return Server(
-        id=str(raw["id"]),
-        name=str(raw.get("name") or ""),
-        host=raw.get("OS-EXT-SRV-ATTR:host"),
-        status=str(raw.get("status", "UNKNOWN")),
-        vm_state=raw.get("OS-EXT-STS:vm_state"),
-        task_state=raw.get("OS-EXT-STS:task_state"),
-        metadata={str(k): str(v) for k, v in (raw.get("metadata") or {}).items()},
-        flavor=dict(flavor) if isinstance(flavor, dict) else {},
-        locked=bool(raw.get("locked", False)),
-        power_state=raw.get("OS-EXT-STS:power_state"),
-    )
-
-
-def _migration(raw: dict[str, Any]) -> Migration:
-    return Migration(
-        id=str(raw.get("uuid") or raw["id"]),
-        instance_id=str(raw.get("instance_uuid", "")),
-        source_host=raw.get("source_compute"),
-        dest_host=raw.get("dest_compute"),
-        status=str(raw.get("status", "")),
-        migration_type=str(raw.get("migration_type", "")),
-        created_at=_timestamp(raw.get("created_at")),
-    )
