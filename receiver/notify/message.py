@@ -88,6 +88,9 @@ class Message:
     instances_note: str  # moved or not, and why
     record_url: str | None
     record: dict[str, Any]
+    # A failed or partial host recovery: why not everything moved, in one line (the record's
+    # diagnosis summary). Defaulted: a message queued by an older version has none.
+    diagnosis: str = ""
 
     @property
     def moved(self) -> int:
@@ -114,7 +117,9 @@ def build_message(
     kind: EventKind, record: Notification, *, seq: int, segment: str | None, record_url: str | None
 ) -> Message:
     host = record.hostname or "?"
-    title = _title(kind, record, host)
+    diagnosis = diagnosis_line(kind, record)
+    title = _title(kind, record, host, partial=bool(diagnosis))
+    headline = diagnosis or record.message
     return Message(
         event=kind,
         notification_uuid=record.notification_uuid,
@@ -125,9 +130,11 @@ def build_message(
         segment=segment,
         status=record.status.value,
         reason=record.reason,
-        severity=severity_of(kind, record.reason),
+        severity=Severity.WARNING
+        if kind is EventKind.FINISHED and diagnosis
+        else severity_of(kind, record.reason),
         title=title,
-        summary=clip(f"{title}: {record.message}" if record.message else title, 1024),
+        summary=clip(f"{title}: {headline}" if headline else title, 1024),
         outcome=record.message,
         failure=what_failed(record),
         actions=_actions(record),
@@ -146,7 +153,20 @@ def build_message(
         instances_note=instances_note(record),
         record_url=record_url,
         record=json.loads(json.dumps(record.to_dict())),  # as it travels: JSON types only
+        diagnosis=diagnosis,
     )
+
+
+def diagnosis_line(kind: EventKind, record: Notification) -> str:
+    """The diagnosis summary of a host recovery that failed, or that finished with a gap (its
+    diagnosis has findings: capacity, an instance that cannot move, a Nova error); empty
+    otherwise. Instances left out by policy or gone meanwhile are no gap."""
+    data = record.diagnosis
+    if not data or kind not in (EventKind.FAILED, EventKind.FINISHED):
+        return ""
+    if kind is EventKind.FINISHED and not data.get("findings"):
+        return ""
+    return clip(" ".join(str(data.get("summary", "")).split()), 1000)
 
 
 def record_url(public_url: str, uuid: str) -> str | None:
@@ -166,21 +186,40 @@ def what_failed(record: Notification) -> str:
     return f"compute host {host} is down{cause}"
 
 
+# Moves the plan recorded as left out (ignored with the reason): counted apart from the moves in play.
+_LEFT_OUT = (
+    ("left by policy", frozenset({Reason.NOT_HA_ENABLED, Reason.INSTANCE_IN_ERROR})),
+    ("cannot move", frozenset({Reason.PCI_PASSTHROUGH, Reason.LOCAL_DISK, Reason.NUMA_UNSATISFIABLE})),
+    (
+        "without room",
+        frozenset(
+            {Reason.INSUFFICIENT_CAPACITY, Reason.NO_FREE_SPARE, Reason.FLAVOR_UNKNOWN, Reason.CAPACITY_HOLD}
+        ),
+    ),
+)
+_PLANNED_OUT = frozenset().union(*(reasons for _, reasons in _LEFT_OUT))
+
+
 def instances_note(record: Notification) -> str:
-    """Whether the instances moved, and if not, why."""
+    """Whether the instances moved, and if not, why. The plan records every instance's move
+    before fencing: pending ones are in play, ignored ones with a plan reason were left out."""
     moves = record.vmoves
     if not moves and record.type is not NotificationType.COMPUTE_HOST:
         return "none moved: this kind of recovery repairs in place"
-    if not moves:
-        if record.reached(Phase.EVACUATING):
-            return "no instances were on the host"
-        if record.status.is_open and record.reason == Reason.AWAITING_APPROVAL:
-            return "not moved yet: waiting for an operator's approval"
-        if record.status.is_open:
-            return "not moved yet: the host must be proven off first"
-        return f"none moved: {record.message}" if record.message else "none moved"
-    counts = {s: sum(1 for m in moves if m.status is s) for s in MoveStatus}
-    parts = [f"{counts[MoveStatus.SUCCEEDED]} of {len(moves)} moved"]
+    out = [m for m in moves if m.status is MoveStatus.IGNORED and m.reason in _PLANNED_OUT]
+    in_play = [m for m in moves if m not in out]
+    left = [
+        f"{count} {label}"
+        for label, reasons in _LEFT_OUT
+        if (count := sum(1 for m in out if m.reason in reasons))
+    ]
+    if not in_play and record.reached(Phase.EVACUATING):
+        return ", ".join(["none to move" if moves else "no instances were on the host", *left])
+    started = any(m.status is not MoveStatus.PENDING or m.attempts for m in in_play)
+    if not started and not record.reached(Phase.EVACUATING):
+        return ", ".join([_not_started(record), *left])
+    counts = {s: sum(1 for m in in_play if m.status is s) for s in MoveStatus}
+    parts = [f"{counts[MoveStatus.SUCCEEDED]} of {len(in_play)} moved"]
     if counts[MoveStatus.FAILED]:
         parts.append(f"{counts[MoveStatus.FAILED]} failed")
     if counts[MoveStatus.IGNORED]:
@@ -188,15 +227,25 @@ def instances_note(record: Notification) -> str:
     waiting = counts[MoveStatus.PENDING] + counts[MoveStatus.ONGOING]
     if waiting:
         parts.append(f"{waiting} not finished" + ("" if record.status.is_open else f": {record.message}"))
-    return ", ".join(parts)
+    return ", ".join([*parts, *left])
 
 
-def _title(kind: EventKind, record: Notification, host: str) -> str:
+def _not_started(record: Notification) -> str:
+    """No move has begun, before the evacuation phase: why not yet, or why never."""
+    if record.status.is_open and record.reason == Reason.AWAITING_APPROVAL:
+        return "not moved yet: waiting for an operator's approval"
+    if record.status.is_open:
+        return "not moved yet: the host must be proven off first"
+    return f"none moved: {record.message}" if record.message else "none moved"
+
+
+def _title(kind: EventKind, record: Notification, host: str, *, partial: bool = False) -> str:
     if kind is EventKind.STARTED:
         return f"{host}: {_subject(record)}, Lazarus is recovering"
     if kind is EventKind.FINISHED:
         moved = sum(1 for m in record.vmoves if m.status is MoveStatus.SUCCEEDED)
-        return f"{host} recovered: {moved} instance{'s' if moved != 1 else ''} moved"
+        how = "partly recovered" if partial else "recovered"
+        return f"{host} {how}: {moved} instance{'s' if moved != 1 else ''} moved"
     if kind is EventKind.FAILED:
         what = "crashed" if record.status is Status.ERROR else "failed"
         return f"{host}: recovery {what} ({record.reason or 'unknown'})"

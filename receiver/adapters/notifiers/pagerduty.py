@@ -35,6 +35,14 @@ def event_action(kind: EventKind) -> str | None:
     return _ACTION.get(kind)
 
 
+def action_for(message: Message) -> str | None:
+    """A recovery that finished without moving everything (it carries a diagnosis) still
+    leaves instances down: it triggers, where a complete one resolves."""
+    if message.event is EventKind.FINISHED and message.diagnosis:
+        return "trigger"
+    return event_action(message.event)
+
+
 class PagerDutyNotifier:
     def __init__(
         self,
@@ -54,7 +62,7 @@ class PagerDutyNotifier:
         self._now = now
 
     def notify(self, message: Message) -> NotifyResult:
-        action = event_action(message.event)
+        action = action_for(message)
         if action is None:
             return NotifyResult.failed(
                 FailureReason.CLIENT_ERROR, f"pagerduty has no action for {message.event.value}"
@@ -99,6 +107,7 @@ def event(message: Message, routing_key: str, action: str) -> dict[str, Any]:
             "what_failed": message.failure,
             "outcome": message.outcome,
             "instances": message.instances_note,
+            "diagnosis": message.diagnosis or None,
             "instances_detail": [
                 f"{i.name} {i.uuid} {i.status}"
                 + (f" -> {i.dest_host}" if i.dest_host else "")

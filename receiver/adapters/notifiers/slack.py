@@ -69,12 +69,15 @@ class SlackNotifier:
 
 def render(message: Message, finished: Literal["summary", "full"] = "summary") -> dict[str, Any]:
     """The webhook body: `text` for notifications and old clients, `blocks` for the message."""
+    # A finish that left instances behind (it carries a diagnosis) is shown in full: someone must act.
+    partial = message.event is EventKind.FINISHED and bool(message.diagnosis)
+    emoji = ":warning:" if partial else _EMOJI[message.event]
     header = {
         "type": "header",
-        "text": {"type": "plain_text", "text": clip(f"{_EMOJI[message.event]} {message.title}", 150)},
+        "text": {"type": "plain_text", "text": clip(f"{emoji} {message.title}", 150)},
     }
     short = message.event is EventKind.STARTED or (
-        message.event is EventKind.FINISHED and finished == "summary"
+        message.event is EventKind.FINISHED and finished == "summary" and not partial
     )
     body = _short_blocks(message) if short else _full_blocks(message)
     return {"text": clip(message.summary, 3000), "blocks": [header, *body, _context(message)]}
@@ -85,6 +88,8 @@ def _short_blocks(message: Message) -> list[dict[str, Any]]:
     if message.event is EventKind.FINISHED:
         fence = "; ".join(f"{f.method} {f.bmc}: power {f.power_after} ({f.outcome})" for f in message.fencing)
         lines += [f"*Instances:* {_esc(message.instances_note)}", f"*Fencing:* {_esc(fence or 'none')}"]
+    if message.diagnosis:
+        lines.append(f"*Diagnosis:* {_esc(message.diagnosis)}")
     return [_section("\n".join(lines))]
 
 
@@ -98,7 +103,10 @@ def _full_blocks(message: Message) -> list[dict[str, Any]]:
     ]
     return [
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}:*\n{_esc(v)}"} for k, v in fields]},
-        _section(f"*What failed*\n{_esc(message.failure)}\n*Outcome:* {_esc(message.outcome or status)}"),
+        _section(
+            f"*What failed*\n{_esc(message.failure)}\n*Outcome:* {_esc(message.outcome or status)}"
+            + (f"\n*Diagnosis:* {_esc(message.diagnosis)}" if message.diagnosis else "")
+        ),
         _section(
             "*What Lazarus did*\n" + ("\n".join(f"• {_esc(a)}" for a in message.actions) or "nothing yet")
         ),

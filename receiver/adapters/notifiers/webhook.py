@@ -58,6 +58,7 @@ def payload(message: Message) -> dict[str, Any]:
         "title": message.title,
         "summary": message.summary,
         "instances": message.instances_note,
+        "diagnosis": message.diagnosis or None,
         "record_url": message.record_url,
         "record": message.record,
     }

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from receiver.domain.alerts import NotificationType
+from receiver.domain.diagnosis import diagnose, outcomes_from_vmoves
+from receiver.domain.placement import Plan
 from receiver.domain.record import FenceAttempt, MoveStatus, Notification, Phase, Status, VMove, iso
 
 T0 = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
@@ -88,3 +91,27 @@ def refused_record(reason: str = "storm_guard") -> Notification:
     return record.transition(
         Status.IGNORED, at(2), reason=reason, message="2 of 3 hosts down: observer may be broken"
     )
+
+
+def diagnosed(record: Notification, plan: dict[str, Any] | None = None) -> Notification:
+    """The record with the diagnosis the workflow attaches when it ends (and the plan, if given)."""
+    parsed = Plan.from_dict(plan) if plan else None
+    found = diagnose(host=record.hostname or "?", plan=parsed, outcomes=outcomes_from_vmoves(record.vmoves))
+    if plan is not None:
+        record = replace(record, plan=plan)
+    return replace(record, diagnosis=found.to_dict())
+
+
+def partial_finished_record() -> Notification:
+    """proceed_with_what_fits: the one that fit moved, the other had no room and was left."""
+    plan = {
+        "method": "auto",
+        "order": ["inst-0000-uuid", "inst-big"],
+        "assignments": [{"id": "inst-0000-uuid", "name": "vm-0", "target": None, "route": "auto"}],
+        "cannot_place": [
+            {"id": "inst-big", "name": "vm-big", "reason": "insufficient_capacity", "message": "no room"}
+        ],
+        "spares_used": [],
+        "shortfall": {"vcpus": 8, "ram_mb": 16384},
+    }
+    return diagnosed(finished_record(1), plan)

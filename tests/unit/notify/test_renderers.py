@@ -14,11 +14,13 @@ from receiver.domain.record import MoveStatus
 from receiver.notify.message import Message, build_message
 from tests.unit.notify.records import (
     UUID,
+    diagnosed,
     evacuation_failed_record,
     fence_failed_record,
     fenced,
     finished_record,
     new_record,
+    partial_finished_record,
     with_moves,
 )
 
@@ -129,3 +131,33 @@ def test_webhook_carries_the_record_and_an_idempotency_key() -> None:
     assert (body["event"], body["seq"], body["severity"]) == ("recovery_failed", 4, "critical")
     assert webhook.idempotency_key(msg) == f"{UUID}:4"
     json.dumps(body)  # plain JSON all the way down
+
+
+def test_slack_shows_the_diagnosis_short_and_full() -> None:
+    failed = texts(slack.render(message(EventKind.FAILED, diagnosed(evacuation_failed_record()))))
+    assert "*Diagnosis:* node-01: 1 of 2 instances moved; Nova error for 1 instance: vm-1" in failed
+    partial = slack.render(message(EventKind.FINISHED, partial_finished_record()))
+    header, _fields, failed_block, *_rest = partial["blocks"]  # in full: someone must act
+    assert header["text"]["text"] == ":warning: node-01 partly recovered: 1 instance moved"
+    assert "*Diagnosis:* node-01: 1 of 2 instances moved; not enough capacity" in failed_block["text"]["text"]
+    complete = texts(slack.render(message(EventKind.FINISHED, diagnosed(finished_record(3)))))
+    assert "Diagnosis" not in complete
+
+
+def test_pagerduty_carries_the_diagnosis_and_a_partial_finish_triggers() -> None:
+    failed = message(EventKind.FAILED, diagnosed(evacuation_failed_record()))
+    event = pagerduty.event(failed, "KEY", pagerduty.action_for(failed) or "")
+    assert event["payload"]["custom_details"]["diagnosis"] == failed.diagnosis
+    assert event["payload"]["summary"].endswith(failed.diagnosis)
+    partial = message(EventKind.FINISHED, partial_finished_record())
+    assert pagerduty.action_for(partial) == "trigger"
+    assert pagerduty.event(partial, "KEY", "trigger")["payload"]["severity"] == "warning"
+    assert pagerduty.action_for(message(EventKind.FINISHED, diagnosed(finished_record(3)))) == "resolve"
+    assert pagerduty.action_for(message(EventKind.FINISHED, finished_record(3))) == "resolve"
+
+
+def test_webhook_carries_the_diagnosis() -> None:
+    body = webhook.payload(message(EventKind.FAILED, diagnosed(evacuation_failed_record())))
+    assert body["diagnosis"].startswith("node-01: 1 of 2 instances moved; Nova error")
+    assert body["record"]["diagnosis"]["findings"][0]["cause"] == "nova_error"
+    assert webhook.payload(message(EventKind.FAILED, evacuation_failed_record()))["diagnosis"] is None
