@@ -70,35 +70,36 @@ class InstanceRow:
 
 
 def plan_rows(record: Notification, plan: Plan | None) -> list[InstanceRow]:
-    """Every instance of the plan (in move order, then those that cannot move) and every move
-    the plan does not list (a record without a plan), each once."""
+    """Every instance of the plan (in move order, then those that cannot move, then those left
+    out by policy) and every move the plan does not list, each once."""
     moves = {m.instance_uuid: m for m in record.vmoves}
     assigned = {a.instance.id: a for a in plan.assignments} if plan else {}
-    unplaced = {u.instance.id: u for u in plan.cannot_place} if plan else {}
-    names = {a.instance.id: a.instance.name for a in assigned.values()}
-    names.update({u.instance.id: u.instance.name for u in unplaced.values()})
-    ids = [*plan.order, *(u.instance.id for u in plan.cannot_place)] if plan else []
-    ids += [m.instance_uuid for m in record.vmoves]
+    unplaced = {u.instance.id: ("cannot", u) for u in plan.cannot_place} if plan else {}
+    unplaced.update({u.instance.id: ("left out", u) for u in plan.not_selected} if plan else {})
+    ids = [*plan.order, *(u.instance.id for u in (*plan.cannot_place, *plan.not_selected))] if plan else []
     rows, seen = [], set()
-    for iid in ids:
+    for iid in [*ids, *moves]:
         if iid in seen:
             continue
         seen.add(iid)
         move = moves.get(iid)
+        name = move.instance_name if move else ""
+        outcome = _outcome(move, assigned[iid].target if iid in assigned else None)
+        detail = move.message if move else ""
         if iid in assigned:
             a = assigned[iid]
             planned = f"{a.target or 'scheduler'} ({a.route.value})"
-            detail = move.message if move else ""
+            name = name or a.instance.name
         elif iid in unplaced:
-            u = unplaced[iid]
-            planned = f"cannot: {u.reason.value}"
-            detail = u.message if not move or not move.message else f"{move.message} ({u.message})"
+            how, u = unplaced[iid]
+            planned = f"{how}: {u.reason.value}"
+            name = name or u.instance.name
+            detail = detail or u.message
+            if move is None or (move.status is MoveStatus.IGNORED and move.reason == u.reason.value):
+                outcome = "not attempted"
         else:
             planned = "-" if plan is None else "not in the plan"
-            detail = move.message if move else ""
-        target = assigned[iid].target if iid in assigned else None
-        name = move.instance_name if move else names.get(iid, "")
-        rows.append(InstanceRow(name or "?", iid, planned, _outcome(move, target), detail))
+        rows.append(InstanceRow(name or "?", iid, planned, outcome, detail))
     return rows
 
 
@@ -152,9 +153,6 @@ def _plan_and_outcome(record: Notification) -> list[str]:
             planned = f"  {row.planned:{planned_width}} -> " if plan else "  "
             tail = f"  {row.detail}" if row.detail else ""
             lines.append(f"{head}{planned}{row.outcome}{tail}".rstrip())
-    if plan is not None and plan.not_selected:
-        left = ", ".join(f"{u.instance.name or u.instance.id} ({u.reason.value})" for u in plan.not_selected)
-        lines.append(f"  not selected  {left}")
     return lines
 
 

@@ -84,7 +84,30 @@ def test_each_instance_once_planned_against_its_outcome() -> None:
             "not attempted",
             "vm-gpu (gpu): PCI passthrough (pci_passthrough:alias=gpu:1) stays with the host",
         ),
+        InstanceRow(
+            "vm-x",
+            "x",
+            "left out: not_ha_enabled",
+            "not attempted",
+            "vm-x (x) lacks metadata HA_Enabled=True and the segment does not evacuate all",
+        ),
     ]
+
+
+def test_moves_the_plan_recorded_as_left_out_are_not_attempted_not_failures() -> None:
+    """The workflow records every instance's move with the plan: those left out as ignored."""
+    plan = the_plan()
+    record = fenced(new_record("dead-1")).with_plan(plan.to_dict(), at(5))
+    for u in (*plan.cannot_place, *plan.not_selected):
+        message = f"not attempted: {u.message}"
+        left = VMove(u.instance.id, u.instance.name, "dead-1", "ACTIVE", MoveStatus.IGNORED, message=message)
+        record = record.with_vmove(replace(left, reason=u.reason.value), at(5))
+    rows = {r.uuid: r for r in plan_rows(record, plan)}
+    assert (rows["gpu"].planned, rows["gpu"].outcome) == ("cannot: pci_passthrough", "not attempted")
+    assert rows["gpu"].detail.startswith("not attempted: vm-gpu (gpu): PCI passthrough")
+    assert (rows["x"].planned, rows["x"].outcome) == ("left out: not_ha_enabled", "not attempted")
+    assert (rows["a"].planned, rows["a"].outcome) == ("spare-01 (reserved_host)", "not attempted")
+    assert list(rows) == ["a", "b", "c", "gpu", "x"]
 
 
 def test_a_move_elsewhere_than_planned_and_a_lock_left_behind_are_said() -> None:
@@ -112,7 +135,9 @@ def test_show_renders_plan_spares_shortfall_diagnosis() -> None:
     assert any(
         line.startswith("    vm-c   c  cannot: insufficient_capacity -> not attempted") for line in lines
     )
-    assert "  not selected  vm-x (not_ha_enabled)" in lines
+    assert any(
+        line.startswith("    vm-x   x  left out: not_ha_enabled      -> not attempted") for line in lines
+    )
     # The summary's head once; each finding on its own line.
     assert "  diagnosis dead-1: 1 of 4 instances moved" in lines
     capacity = next(line for line in lines if line.startswith("    capacity     "))
