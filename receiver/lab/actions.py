@@ -41,13 +41,41 @@ def run_action(
             raise NovaError(400, f"Invalid input for field/attribute type. Value: {kind}.")
         cloud.reboot_server(server_id, hard=kind == "HARD", requester=requester)
     elif name == "lock":
-        reason = argument.get("locked_reason") if isinstance(argument, dict) and version >= (2, 73) else None
+        reason = _lock_reason(argument) if version >= (2, 73) else None
         cloud.lock_server(server_id, True, reason, requester)
     elif name == "unlock":
         cloud.lock_server(server_id, False, requester=requester)
     else:
         raise NovaError(400, f"There is no such action: {name}")
     return _empty(), 202
+
+
+def _lock_reason(argument: Any) -> str | None:
+    """Nova's lock_v273 schema: null or an object whose only key is a 1-255 character reason."""
+    if argument is None:
+        return None
+    if not isinstance(argument, dict):
+        raise _invalid("lock", argument, f"{argument!r} is not of type 'object', 'null'")
+    unknown = sorted(set(argument) - {"locked_reason"})
+    if unknown:
+        raise _invalid(
+            "lock", argument, f"Additional properties are not allowed ('{unknown[0]}' was unexpected)"
+        )
+    if "locked_reason" not in argument:
+        return None
+    reason = argument["locked_reason"]
+    if not isinstance(reason, str):
+        raise _invalid("locked_reason", reason, f"{reason!r} is not of type 'string'")
+    if not reason:
+        raise _invalid("locked_reason", reason, "'' should be non-empty")
+    if len(reason) > 255:
+        raise _invalid("locked_reason", reason, f"{reason!r} is too long")
+    return reason
+
+
+def _invalid(name: str, value: Any, why: str) -> NovaError:
+    """Nova's message for a request that fails its JSON schema."""
+    return NovaError(400, f"Invalid input for field/attribute {name}. Value: {value}. {why}")
 
 
 def _evacuate(

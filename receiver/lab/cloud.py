@@ -14,10 +14,12 @@ from contextlib import suppress
 
 from receiver.lab import model
 from receiver.lab.action_log import Requester, lab_admin
+from receiver.lab.aggregates import HostAggregates
 from receiver.lab.evacuation import Evacuations
 from receiver.lab.model import Host, Instance, NovaError
-from receiver.lab.scheduler import Demand, choose_host
+from receiver.lab.scheduler import choose_host
 from receiver.lab.state import Clock, CloudSettings, Faults
+from receiver.lab.usage import demand
 
 __all__ = ["Clock", "Cloud", "CloudSettings", "Faults"]
 
@@ -30,7 +32,7 @@ ALLOW_HARD_REBOOT_TASKS = (
 )  # fmt: skip
 
 
-class Cloud(Evacuations):
+class Cloud(Evacuations, HostAggregates):
     """One lab's cloud; the simulated API and the BMCs drive it, tests read it."""
 
     def boot_server(
@@ -52,14 +54,6 @@ class Cloud(Evacuations):
             except NovaError as error:
                 raise NovaError(400, "Invalid flavorRef provided.") from error
             now = self.clock()
-            if host is not None:
-                self._host(host)
-                destination: str | None = host
-            else:
-                demand = Demand(flavor.vcpus, flavor.ram, flavor.disk + flavor.ephemeral)
-                destination = choose_host(
-                    self._candidates(now), demand, exclude=None, ratios=self.settings.ratios
-                )
             server = Instance(
                 id=model.new_uuid(),
                 name=name,
@@ -74,6 +68,13 @@ class Cloud(Evacuations):
                 task_state="spawning",
                 metadata=dict(metadata),
             )
+            if host is not None:
+                self._host(host)
+                destination: str | None = host
+            else:
+                destination = choose_host(
+                    self._candidates(now), demand(server), exclude=None, ratios=self.settings.ratios
+                )
             self.servers[server.id] = server
             self._order = None
             action = self.actions.start(
@@ -81,7 +82,8 @@ class Cloud(Evacuations):
             )
             if destination is None:
                 server.vm_state, server.task_state = "error", None
-                server.fault = {"code": 500, "message": "No valid host was found. ", "created": now}
+                message = self._no_valid_host(demand(server), None)
+                server.fault = {"code": 500, "message": message, "created": now}
                 return server
             self._place(server, destination)
 
@@ -102,11 +104,7 @@ class Cloud(Evacuations):
         with self.lock:
             server = self.server(server_id)
             self.actions.start(server.id, "delete", requester or lab_admin(), self.clock())
-            self._release_claim(server)
-            if server.host is not None:
-                self.servers_by_host[server.host].pop(server.id, None)
-                self._add_usage(self.hosts[server.host], server.flavor, -1)
-                self._recount(server.host)
+            self._remove(server)
             del self.servers[server_id]
             self.faults.evacuate_fails.discard(server_id)
             self._order = None

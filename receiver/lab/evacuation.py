@@ -6,7 +6,9 @@
    and creates an `accepted` migration record (dest_compute = the requested host, if any).
 2. Conductor (next tick): takes the instance's *first* `accepted` migration record, which for a
    duplicate request is the first request's record, and asks the scheduler for a destination.
-   No valid host: migration `error`, server ERROR on its source host (conductor/manager.py).
+   No valid host: migration `error`, server ERROR on its source host (conductor/manager.py),
+   its power_state untouched; for a requested host that is disabled, down or without room
+   too (Nova's scheduler checks a requested host like any other). Seen on the test bed.
 3. Destination compute (`evacuate_delay` later, carried out only while that host is RUNNING):
    claims the record (dest_compute, `pre-migrating`) and rebuilds. If the server's task_state
    is no longer `rebuilding` (another rebuild of it finished first) or the injected fault is
@@ -26,8 +28,9 @@ from __future__ import annotations
 from receiver.lab import model
 from receiver.lab.action_log import InstanceAction, Requester, lab_admin
 from receiver.lab.model import Instance, MigrationRecord, NovaError
-from receiver.lab.scheduler import Demand, choose_host
+from receiver.lab.scheduler import choose_host
 from receiver.lab.state import CloudState
+from receiver.lab.usage import demand
 
 REBUILDING = "rebuilding"
 CONDUCTOR_HOST = "controller"  # where nova-conductor runs (the lab's os-services says so too)
@@ -84,11 +87,30 @@ class Evacuations(CloudState):
             )
             return migration
 
-    def fail_evacuation(self, server_id: str, fail: bool = True) -> None:
-        """The injected fault: every rebuild of this server on a destination fails."""
+    def fail_evacuation(
+        self, server_id: str | None = None, fail: bool = True, *, target: str | None = None
+    ) -> None:
+        """The injected fault: rebuilds of this server (on any destination), of any server on
+        `target`, or of this server on `target`, fail there as a failed rebuild does in Nova
+        (stage 3 above: ERROR on the host it was on, migration `failed`, the destination's
+        allocation dropped); a later evacuation to another host can succeed."""
         with self.lock:
-            self.server(server_id)
-            (self.faults.evacuate_fails.add if fail else self.faults.evacuate_fails.discard)(server_id)
+            if server_id is None and target is None:
+                raise ValueError("name a server, a target host, or both")
+            if server_id is not None:
+                self.server(server_id)
+            if target is not None:
+                self._host(target)
+                faults: set[tuple[str, str | None]] = self.faults.evacuate_fails_on
+                (faults.add if fail else faults.discard)((target, server_id))
+            elif server_id is not None:
+                (self.faults.evacuate_fails.add if fail else self.faults.evacuate_fails.discard)(server_id)
+
+    def _rebuild_fails(self, server: Instance, destination: str) -> bool:
+        faults = self.faults
+        return server.id in faults.evacuate_fails or bool(
+            {(destination, None), (destination, server.id)} & faults.evacuate_fails_on
+        )
 
     def _conduct_evacuation(
         self, server: Instance, target: str | None, stay_stopped: bool, action: InstanceAction, now: float
@@ -100,19 +122,19 @@ class Evacuations(CloudState):
             if migration is not None:
                 migration.status, migration.updated_at = "error", now  # deleted meanwhile
             return
-        demand = Demand(server.flavor.vcpus, server.flavor.ram, server.flavor.disk + server.flavor.ephemeral)
+        needs = demand(server)
         # Placement keeps one allocation per server: a duplicate request's choice replaces the
         # first's, so the first's claim does not count against it (both pick the same host).
         earlier = self._release_claim(server)
         destination = choose_host(
-            self._candidates(now, only=target), demand, exclude=server.host, ratios=self.settings.ratios
+            self._candidates(now, only=target), needs, exclude=server.host, ratios=self.settings.ratios
         )
         if destination is None:
             if earlier is not None:
                 self._claim(server, earlier)
             if migration is not None:
                 migration.status, migration.updated_at = "error", now
-            message = "No valid host was found. There are not enough hosts available."
+            message = self._no_valid_host(needs, target)
             self.actions.event(action, "rebuild_server", CONDUCTOR_HOST, now, error=message)
             self._error(server, message, now)
             return
@@ -145,7 +167,7 @@ class Evacuations(CloudState):
                 f"Conflict updating instance {server.id}. Expected: {{'task_state': ['{REBUILDING}']}}. "
                 f"Actual: {{'task_state': {server.task_state!r}}}"
             )
-        elif server.id in self.faults.evacuate_fails:
+        elif self._rebuild_fails(server, destination):
             failure = f"Injected lab fault: evacuation of {server.id} failed."
         self.actions.event(action, "compute_rebuild_instance", destination, now, error=failure)
         if failure is not None:

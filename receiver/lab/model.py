@@ -35,6 +35,11 @@ STATUS_MAP: dict[str, dict[str, str]] = {
 }
 
 
+# Nova's reserved_host_memory_mb default: part of every host's memory_mb_used, and of
+# Placement's MEMORY_MB `reserved`, so an empty host reports 512 MB used (as on the test bed).
+RESERVED_HOST_MEMORY_MB = 512
+
+
 def new_uuid() -> str:
     return str(uuid.uuid4())
 
@@ -102,9 +107,12 @@ class Host:
     disabled: bool = False
     disabled_reason: str | None = None
     vcpus_used: int = 0
-    memory_mb_used: int = 0
+    memory_mb_used: int = RESERVED_HOST_MEMORY_MB
     local_gb_used: int = 0
     running_vms: int = 0
+    # What servers that left while this host's nova-compute was not running still count here:
+    # only its own resource tracker updates its figures, when its compute runs again.
+    unreleased: list[Usage] = field(default_factory=list)
 
     @property
     def powered_on(self) -> bool:
@@ -115,6 +123,15 @@ class Host:
     def working(self) -> bool:
         """True when its nova-compute heartbeats and carries out what it is sent."""
         return self.condition is Condition.RUNNING
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one server takes from its host, in os-hypervisors' figures."""
+
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
 
 
 @dataclass
@@ -143,6 +160,8 @@ class Instance:
     locked_reason: str | None = None
     fault: dict[str, Any] | None = None
     image_id: str = "11111111-1111-4111-8111-111111111111"
+    root_volume: str | None = None  # booted from this volume: Nova shows `"image": ""`
+    volumes: list[str] = field(default_factory=list)  # attached data volumes (ids)
     launched_at: float | None = None  # None until it first ran; Nova evacuates only launched servers
     unsynced_power_state: int | None = None  # the hypervisor's, while Nova's record lags; None: as recorded
 
@@ -156,11 +175,36 @@ class Instance:
         self.power_state, self.unsynced_power_state = state, None
 
     @property
+    def usage(self) -> Usage:
+        """Nova's resource tracker: a root disk on a volume takes no local disk; swap counts in GB."""
+        root = 0 if self.root_volume is not None else self.flavor.disk
+        return Usage(
+            self.flavor.vcpus, self.flavor.ram, root + self.flavor.ephemeral + self.flavor.swap // 1024
+        )
+
+    @property
     def status(self) -> str:
         by_task = STATUS_MAP.get(self.vm_state)
         if by_task is None:
             return "UNKNOWN"
         return by_task.get(self.task_state or "default", by_task["default"])
+
+
+@dataclass
+class AggregateRecord:
+    """A host aggregate (os-aggregates); its availability zone is its metadata's."""
+
+    id: int
+    uuid: str
+    name: str
+    created_at: float
+    hosts: list[str] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+    updated_at: float | None = None
+
+    @property
+    def availability_zone(self) -> str | None:
+        return self.metadata.get("availability_zone")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from flask import Flask, Response, g, jsonify, request
 from receiver.lab import views
 from receiver.lab.action_log import LAB_PROJECT, Requester, lab_admin
 from receiver.lab.cloud import Cloud
-from receiver.lab.model import Host, Instance, NovaError
+from receiver.lab.model import Instance, NovaError
 from receiver.lab.views import Json, Version
 
 MAX_LIMIT = 1000  # Nova's [api] max_limit
@@ -31,10 +31,6 @@ CONTROLLER_SERVICES = (
     ("nova-scheduler", "dd4f0bba-0000-4000-8000-00000000c5e0"),
 )
 SERVICE_QUERY_KEYS = {"binary", "host"}
-MIGRATION_QUERY_KEYS = {
-    "hidden", "host", "instance_uuid", "source_compute", "status", "migration_type",
-    "changes-since", "changes-before", "limit", "marker", "user_id", "project_id",
-}  # fmt: skip
 
 
 class BmcFaults(Protocol):
@@ -54,8 +50,10 @@ class LabContext:
 
 
 def create_app(context: LabContext) -> Flask:
+    from receiver.lab.aggregate_api import add_aggregate_routes
     from receiver.lab.control import control_blueprint
     from receiver.lab.instance_actions import add_instance_action_routes
+    from receiver.lab.resource_api import add_resource_routes
 
     app = Flask("receiver.lab")
     app.url_map.strict_slashes = False
@@ -112,7 +110,8 @@ def create_app(context: LabContext) -> Flask:
         return jsonify({"computeFault": {"code": 405, "message": "Method not allowed."}}), 405
 
     _add_compute_routes(app, cloud)
-    _add_resource_routes(app, cloud)
+    add_resource_routes(app, cloud)
+    add_aggregate_routes(app, cloud)
     add_instance_action_routes(app, cloud)
     app.register_blueprint(control_blueprint(context))
     return app
@@ -136,7 +135,7 @@ def _add_compute_routes(app: Flask, cloud: Cloud) -> None:
     # -- os-services ----------------------------------------------------------------------------
     @app.get("/v2.1/os-services")
     def list_services() -> Response:
-        _reject_unknown(SERVICE_QUERY_KEYS)
+        reject_unknown(SERVICE_QUERY_KEYS)
         binary, host_name = request.args.get("binary"), request.args.get("host")
         now = cloud.clock()
         found: list[Json] = []
@@ -154,7 +153,7 @@ def _add_compute_routes(app: Flask, cloud: Cloud) -> None:
     def update_service(service_id: str) -> Response:
         if g.version < (2, 53):
             raise NovaError(404, "The resource could not be found.")
-        body = _json_body()
+        body = json_body()
         unknown = sorted(set(body) - {"status", "disabled_reason", "forced_down"})
         if unknown:
             raise NovaError(400, f"Additional properties are not allowed ('{unknown[0]}' was unexpected)")
@@ -187,7 +186,7 @@ def _add_compute_routes(app: Flask, cloud: Cloud) -> None:
     def boot_server() -> tuple[Response, int]:
         from receiver.lab.actions import boot
 
-        server = boot(cloud, _json_body().get("server"), g.version, _requester())
+        server = boot(cloud, json_body().get("server"), g.version, _requester())
         body = {
             "id": server.id,
             "links": views.links(base(), "servers", server.id),
@@ -214,80 +213,7 @@ def _add_compute_routes(app: Flask, cloud: Cloud) -> None:
     def server_action(server_id: str) -> tuple[Response, int]:
         from receiver.lab.actions import run_action
 
-        return run_action(cloud, server_id, _json_body(), g.version, _requester())
-
-
-def _add_resource_routes(app: Flask, cloud: Cloud) -> None:
-    """os-migrations, os-hypervisors and flavors."""
-
-    # -- os-migrations --------------------------------------------------------------------------
-    @app.get("/v2.1/os-migrations")
-    def list_migrations() -> Response:
-        if g.version >= (2, 80):
-            _reject_unknown(MIGRATION_QUERY_KEYS)
-        args = request.args
-        records = cloud.list_migrations(
-            instance_uuid=args.get("instance_uuid"),
-            source_compute=args.get("source_compute"),
-            host=args.get("host"),
-        )
-        for key in ("migration_type", "status"):
-            if key in args:
-                records = [m for m in records if getattr(m, key) == args[key]]
-        records.sort(key=lambda m: (m.created_at, m.id), reverse=True)
-        if g.version >= (2, 59) and "marker" in request.args:
-            uuids = [m.uuid for m in records]
-            if request.args["marker"] not in uuids:
-                raise NovaError(404, f"Marker {request.args['marker']} could not be found.")
-            records = records[uuids.index(request.args["marker"]) + 1 :]
-        limit = _limit() if g.version >= (2, 59) else None
-        with cloud.lock:
-            return jsonify({"migrations": [views.migration(m, g.version) for m in records[:limit]]})
-
-    # -- os-hypervisors -------------------------------------------------------------------------
-    @app.get("/v2.1/os-hypervisors")
-    def list_hypervisors() -> Response:
-        return _hypervisors(cloud, detail=False)
-
-    @app.get("/v2.1/os-hypervisors/detail")
-    def list_hypervisors_detail() -> Response:
-        return _hypervisors(cloud, detail=True)
-
-    @app.get("/v2.1/os-hypervisors/<hypervisor_id>")
-    def show_hypervisor(hypervisor_id: str) -> Response:
-        with cloud.lock:
-            for host in cloud.hosts.values():
-                if hypervisor_id in (host.hypervisor_id, str(host.number)):
-                    body = views.hypervisor(cloud, host, cloud.clock(), g.version, detail=True)
-                    return jsonify({"hypervisor": body})
-        raise NovaError(404, f"Hypervisor with ID '{hypervisor_id}' could not be found.")
-
-    # -- flavors --------------------------------------------------------------------------------
-    @app.get("/v2.1/flavors")
-    def list_flavors() -> Response:
-        return jsonify(
-            {"flavors": [views.flavor(f, base(), g.version, detail=False) for f in _flavors(cloud)]}
-        )
-
-    @app.get("/v2.1/flavors/detail")
-    def list_flavors_detail() -> Response:
-        return jsonify(
-            {"flavors": [views.flavor(f, base(), g.version, detail=True) for f in _flavors(cloud)]}
-        )
-
-    @app.get("/v2.1/flavors/<flavor_id>")
-    def show_flavor(flavor_id: str) -> Response:
-        flavor = cloud.flavors.get(flavor_id)
-        if flavor is None:
-            raise NovaError(404, f"Flavor {flavor_id} could not be found.")
-        return jsonify({"flavor": views.flavor(flavor, base(), g.version, detail=True)})
-
-    @app.get("/v2.1/flavors/<flavor_id>/os-extra_specs")
-    def flavor_extra_specs(flavor_id: str) -> Response:
-        flavor = cloud.flavors.get(flavor_id)
-        if flavor is None:
-            raise NovaError(404, f"Flavor {flavor_id} could not be found.")
-        return jsonify({"extra_specs": dict(flavor.extra_specs)})
+        return run_action(cloud, server_id, json_body(), g.version, _requester())
 
 
 def _requester() -> Requester:
@@ -323,20 +249,20 @@ def _requested_version() -> Version:
     return version
 
 
-def _json_body() -> dict[str, Any]:
+def json_body() -> dict[str, Any]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise NovaError(400, "Malformed request body")
     return body
 
 
-def _reject_unknown(allowed: set[str]) -> None:
+def reject_unknown(allowed: set[str]) -> None:
     unknown = [key for key in request.args if key not in allowed]
     if unknown:
         raise NovaError(400, f"Additional properties are not allowed ('{unknown[0]}' was unexpected)")
 
 
-def _limit() -> int:
+def page_limit() -> int:
     raw = request.args.get("limit")
     if raw is None:
         return MAX_LIMIT
@@ -379,7 +305,7 @@ def _servers_page(cloud: Cloud, base_url: str, *, detail: bool) -> Response:
         if args["marker"] not in ids:
             raise NovaError(400, f"marker [{args['marker']}] not found")
         servers = servers[ids.index(args["marker"]) + 1 :]
-    limit = _limit()
+    limit = page_limit()
     page = servers[:limit]
     now = cloud.clock()
     with cloud.lock:
@@ -393,20 +319,6 @@ def _servers_page(cloud: Cloud, base_url: str, *, detail: bool) -> Response:
         path = "servers/detail" if detail else "servers"
         body["servers_links"] = [{"rel": "next", "href": f"{base_url}/v2.1/{path}?{urlencode(query)}"}]
     return jsonify(body)
-
-
-def _hypervisors(cloud: Cloud, *, detail: bool) -> Response:
-    pattern = request.args.get("hypervisor_hostname_pattern")
-    with cloud.lock:
-        hosts: list[Host] = [h for h in cloud.hosts.values() if pattern is None or pattern in h.name]
-        now = cloud.clock()
-        items = [views.hypervisor(cloud, h, now, g.version, detail=detail) for h in hosts]
-    return jsonify({"hypervisors": items})
-
-
-def _flavors(cloud: Cloud) -> list[Any]:
-    with cloud.lock:
-        return sorted(cloud.flavors.values(), key=lambda f: f.id)
 
 
 def new_token() -> str:

@@ -1,8 +1,9 @@
 """The lab's scheduler: a pure choice of a destination host, like a tiny nova-scheduler.
 
 Filters as Nova's defaults do (compute enabled, up, not forced down, not the source, enough
-free vCPU / RAM / disk after allocation ratios), then weighs by free RAM so evacuated servers
-spread out rather than pile onto one host.
+free vCPU / RAM / disk after allocation ratios, PCI devices for a PCI request: lab hosts have
+none), then weighs by free RAM so evacuated servers spread out rather than pile onto one host.
+CPU pinning is not modelled: a pinned server takes vCPUs like any other.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class Demand:
     vcpus: int
     memory_mb: int
     disk_gb: int
+    pci_alias: str | None = None  # the flavor's pci_passthrough:alias, e.g. "gpu:1"
 
 
 class Candidate(NamedTuple):
@@ -66,6 +68,8 @@ def choose_host(
     Ties go to the name that sorts first, so a given state always gives the same answer.
     """
     ratios = ratios or AllocationRatios()
+    if demand.pci_alias is not None:
+        return None  # PciPassthroughFilter: no lab host has a passthrough device
     best: tuple[float, str] | None = None
     for candidate in candidates:
         name, usable, vcpus, memory_mb, disk_gb, vcpus_used, memory_mb_used, disk_gb_used = candidate
@@ -83,3 +87,11 @@ def choose_host(
         if best is None or key < best:
             best = key
     return None if best is None else best[1]
+
+
+def no_valid_host_message(placeable: bool) -> str:
+    """Nova's NoValidHost fault: without a reason when Placement offered no host (none enabled
+    with room; a disabled compute carries COMPUTE_STATUS_DISABLED, which Placement excludes),
+    "There are not enough hosts available." when the filters (compute down, PCI devices, the
+    source host) rejected every host Placement offered. Both seen on the real test bed."""
+    return "No valid host was found. " + ("There are not enough hosts available." if placeable else "")

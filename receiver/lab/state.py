@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from receiver.lab import model
 from receiver.lab.action_log import ActionLog, Requester
 from receiver.lab.model import Condition, Flavor, Host, Instance, MigrationRecord, NovaError
-from receiver.lab.scheduler import AllocationRatios, Candidate
+from receiver.lab.scheduler import AllocationRatios, Candidate, Demand, fits, no_valid_host_message
+from receiver.lab.usage import ResourceTracking
 
 Clock = Callable[[], float]
 _Operation = Callable[[float], None]
@@ -49,10 +50,12 @@ class CloudSettings:
 @dataclass
 class Faults:
     evacuate_fails: set[str] = field(default_factory=set)  # server ids whose evacuation ends in ERROR
+    # (destination host, server id or None for any server): rebuilds there end in ERROR
+    evacuate_fails_on: set[tuple[str, str | None]] = field(default_factory=set)
     api_delay_ms: int = 0  # added to every compute API response
 
 
-class CloudState:
+class CloudState(ResourceTracking):
     """Hosts, services, servers, flavors and migrations of one lab; implements the BMC's HostPower."""
 
     def __init__(self, settings: CloudSettings | None = None, clock: Clock = time.time) -> None:
@@ -76,6 +79,8 @@ class CloudState:
         # Placement's allocation of an evacuating server on its destination, until it moves there.
         self._claims: dict[str, str] = {}  # server id -> destination host
         self.actions = ActionLog()  # os-instance-actions
+        self.aggregates: dict[int, model.AggregateRecord] = {}  # os-aggregates, by id
+        self.aggregate_ids = itertools.count(1)  # ids are never reused, as in Nova's database
 
     # -- building -----------------------------------------------------------------------------
     def add_flavor(self, flavor: Flavor) -> Flavor:
@@ -107,7 +112,14 @@ class CloudState:
         project_id: str = "demo",
         user_id: str = "demo",
         server_id: str | None = None,
+        boot_from_volume: bool = False,
+        volumes: int = 0,
     ) -> Instance:
+        """A server that has run on `host` for a while (no scheduler, no BUILD). Booted from a
+        volume, its root disk is a volume (Nova shows `"image": ""` and lists it first among
+        the attached volumes); `volumes` more data volumes are attached."""
+        if volumes < 0:
+            raise ValueError("volumes must be >= 0")
         with self.lock:
             flavor = self._flavor(flavor_id)
             self._host(host)
@@ -125,6 +137,8 @@ class CloudState:
                 updated=now,
                 metadata=dict(metadata or {}),
                 launched_at=now,
+                root_volume=model.new_uuid() if boot_from_volume else None,
+                volumes=[model.new_uuid() for _ in range(volumes)],
             )
             self.servers[server.id] = server
             self._place(server, host)
@@ -185,6 +199,7 @@ class CloudState:
         host.condition = condition
         if host.working:
             host.heartbeat_since = now
+            self._release_unreleased(host)
             self._deliver_waiting(host.name)
 
     # -- services -------------------------------------------------------------------------------
@@ -229,24 +244,18 @@ class CloudState:
         """The hosts the scheduler may choose: enabled and up (Nova's ComputeFilter), or just
         `only` if it is. A single pass without building the hosts that cannot be chosen:
         at 1,000 hosts this runs for every evacuation."""
-        if only is not None:
-            hosts: Iterable[Host] = [self.hosts[only]] if only in self.hosts else []
-        else:
-            hosts = self.hosts.values()
-        return [
-            Candidate(
-                h.name,
-                True,
-                h.vcpus,
-                h.memory_mb,
-                h.local_gb,
-                h.vcpus_used,
-                h.memory_mb_used,
-                h.local_gb_used,
-            )
-            for h in hosts
-            if not h.disabled and self.is_up(h, now)
-        ]
+        return [_candidate(h) for h in self._named(only) if not h.disabled and self.is_up(h, now)]
+
+    def _no_valid_host(self, demand: Demand, only: str | None) -> str:
+        """Nova's fault message when the scheduler found nothing (`only`: the requested host)."""
+        ratios = self.settings.ratios
+        placeable = any(not h.disabled and fits(_candidate(h), demand, ratios) for h in self._named(only))
+        return no_valid_host_message(placeable)
+
+    def _named(self, only: str | None) -> Iterable[Host]:
+        if only is None:
+            return self.hosts.values()
+        return [self.hosts[only]] if only in self.hosts else []
 
     # -- migrations -----------------------------------------------------------------------------
     def list_migrations(
@@ -357,45 +366,6 @@ class CloudState:
                 409, f"Cannot '{action}' instance {server.id} while it is in task_state {server.task_state}"
             )
 
-    def _place(self, server: Instance, destination: str) -> None:
-        """Move `server` (and its resource usage, taking over any claim it held) to `destination`."""
-        self._release_claim(server)
-        source = server.host
-        if source is not None:
-            self.servers_by_host[source].pop(server.id, None)
-            self._add_usage(self.hosts[source], server.flavor, -1)
-        server.host = destination
-        self.servers_by_host[destination][server.id] = None
-        self._add_usage(self.hosts[destination], server.flavor, +1)
-        for name in (source, destination):
-            if name is not None:
-                self._recount(name)
-
-    def _claim(self, server: Instance, destination: str) -> None:
-        self._add_usage(self.hosts[destination], server.flavor, +1)
-        self._claims[server.id] = destination
-
-    def _release_claim(self, server: Instance) -> str | None:
-        """Drop the server's allocation on a destination it has not moved to; returns where it was."""
-        destination = self._claims.pop(server.id, None)
-        if destination is not None:
-            self._add_usage(self.hosts[destination], server.flavor, -1)
-        return destination
-
-    @staticmethod
-    def _add_usage(host: Host, flavor: Flavor, sign: int) -> None:
-        host.vcpus_used += sign * flavor.vcpus
-        host.memory_mb_used += sign * flavor.ram
-        host.local_gb_used += sign * (flavor.disk + flavor.ephemeral)
-
-    def _recount(self, host_name: str | None) -> None:
-        if host_name is None:
-            return
-        ids = self.servers_by_host[host_name]
-        self.hosts[host_name].running_vms = sum(
-            1 for i in ids if self.servers[i].power_state == model.RUNNING
-        )
-
     def _evacuations_from(self, host: str, statuses: Iterable[str]) -> list[MigrationRecord]:
         wanted = set(statuses)
         return [
@@ -412,3 +382,9 @@ class CloudState:
         now = self.clock()
         for migration in newest.values():
             migration.status, migration.updated_at = "completed", now
+
+
+def _candidate(h: Host) -> Candidate:
+    return Candidate(
+        h.name, True, h.vcpus, h.memory_mb, h.local_gb, h.vcpus_used, h.memory_mb_used, h.local_gb_used
+    )

@@ -130,10 +130,7 @@ def server_detail(cloud: Cloud, server: Instance, base_url: str, now: float, ver
         "flavor": flavor_embedded(server.flavor, base_url, version),
         "hostId": host_id,
         "id": server.id,
-        "image": {
-            "id": server.image_id,
-            "links": [{"rel": "bookmark", "href": f"{base_url}/images/{server.image_id}"}],
-        },
+        "image": image(server, base_url),
         "links": links(base_url, "servers", server.id),
         "metadata": dict(server.metadata),
         "name": server.name,
@@ -154,7 +151,7 @@ def server_detail(cloud: Cloud, server: Instance, base_url: str, now: float, ver
         "OS-EXT-STS:task_state": server.task_state,
         "OS-EXT-STS:vm_state": server.vm_state,
         "OS-EXT-STS:power_state": server.power_state,
-        "os-extended-volumes:volumes_attached": [],
+        "os-extended-volumes:volumes_attached": volumes_attached(server, version),
         "security_groups": [{"name": "default"}],
     }
     if version >= (2, 3):
@@ -191,6 +188,25 @@ def server_detail(cloud: Cloud, server: Instance, base_url: str, now: float, ver
             f"{server.fault['message']}\n",
         }
     return body
+
+
+def image(server: Instance, base_url: str) -> Json | str:
+    """Nova shows an empty string for a server booted from a volume."""
+    if server.root_volume is not None:
+        return ""
+    return {
+        "id": server.image_id,
+        "links": [{"rel": "bookmark", "href": f"{base_url}/images/{server.image_id}"}],
+    }
+
+
+def volumes_attached(server: Instance, version: Version) -> list[Json]:
+    """The root volume first (its block device mapping comes first), then the data volumes;
+    `delete_on_termination` from 2.3."""
+    ids = ([server.root_volume] if server.root_volume is not None else []) + server.volumes
+    if version >= (2, 3):
+        return [{"id": volume, "delete_on_termination": False} for volume in ids]
+    return [{"id": volume} for volume in ids]
 
 
 def hypervisor(cloud: Cloud, host: Host, now: float, version: Version, detail: bool) -> Json:
