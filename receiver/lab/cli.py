@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from receiver.lab.manifest import LabManifest
-from receiver.lab.topology import LabOptions
+from receiver.lab.topology import RECOVERY_METHODS, LabOptions
 
 WORKDIR = click.option(
     "--workdir",
@@ -67,14 +67,47 @@ def lab() -> None:
 @click.option("--host-disk-gb", type=int, default=2000, show_default=True)
 @click.option("--flavor", default="m1.small", show_default=True, help="Flavor of the generated servers.")
 @click.option("--log-requests/--no-log-requests", default=False, help="Log every HTTP request.")
-def serve(workdir: Path, hosts: str | None, bmc_hosts: str | None, **values: Any) -> None:
+@click.option(
+    "--spares", help="Comma-separated reserved spares: compute disabled, empty, `reserved` in the inventory."
+)
+@click.option(
+    "--recovery-method",
+    type=click.Choice(RECOVERY_METHODS),
+    default="auto",
+    show_default=True,
+    help="The recovery method of the inventory's segment.",
+)
+@click.option(
+    "--shared-storage/--no-shared-storage",
+    default=True,
+    show_default=True,
+    help="Whether the inventory's segment says instance disks are on shared storage.",
+)
+@click.option(
+    "--host-capacity",
+    help="Per-host sizes, comma-separated HOST:KEY=N[:KEY=N] (KEY vcpus, memory_mb, disk_gb).",
+)
+def serve(
+    workdir: Path,
+    hosts: str | None,
+    bmc_hosts: str | None,
+    spares: str | None,
+    host_capacity: str | None,
+    **values: Any,
+) -> None:
     """Run a lab in the foreground until SIGTERM / SIGINT."""
     from receiver.lab.runner import serve as run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        options = LabOptions(hosts=_names(hosts), bmc_hosts=_names(bmc_hosts), **values)
-        options.host_names(), options.bmc_host_names()
+        options = LabOptions(
+            hosts=_names(hosts),
+            bmc_hosts=_names(bmc_hosts),
+            spares=_names(spares) or (),
+            host_capacity=_names(host_capacity) or (),
+            **values,
+        )
+        options.host_names(), options.bmc_host_names(), options.spare_names(), options.capacity_overrides()
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
     run(workdir, options)
@@ -186,12 +219,15 @@ def fault() -> None:
 
 
 @fault.command("evacuate")
-@click.argument("server_id")
+@click.argument("server_id", required=False)
 @WORKDIR
-@click.option("--clear", is_flag=True, help="Let this server's evacuations succeed again.")
-def fault_evacuate(server_id: str, workdir: Path, clear: bool) -> None:
-    """Make every evacuation of SERVER_ID end in ERROR."""
-    _run(lambda: _control(workdir).fail_evacuation(server_id, fail=not clear))
+@click.option("--target", help="Only evacuations onto this host (without SERVER_ID: of any server).")
+@click.option("--clear", is_flag=True, help="Let these evacuations succeed again.")
+def fault_evacuate(server_id: str | None, workdir: Path, target: str | None, clear: bool) -> None:
+    """Make evacuations of SERVER_ID (onto --target, if given) end in ERROR, as a failed rebuild."""
+    if server_id is None and target is None:
+        raise click.UsageError("give SERVER_ID, --target, or both")
+    _run(lambda: _control(workdir).fail_evacuation(server_id, fail=not clear, target=target))
 
 
 @fault.command("api-delay")

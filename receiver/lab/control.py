@@ -8,7 +8,8 @@
                                           lets it carry on. Powering it off ends the hang.
     POST /lab/hosts/<host>/compute        {"running": false} kill nova-compute on a live host (guests
                                           keep running); {"running": true} starts it (init_host runs)
-    POST /lab/servers                     {"name", "host", "flavor"?, "stopped"?, "metadata"?} -> 201
+    POST /lab/servers                     {"name", "host", "flavor"?, "stopped"?, "metadata"?,
+                                          "boot_from_volume"?, "volumes"?: N} -> 201
     GET  /lab/servers/<id>                Nova's record (vm_state, task_state, power_state) beside what the
                                           hypervisor reports (hypervisor_power_state)
     POST /lab/servers/<id>/crash          {"power_state"?: 4 (default) | 6, "sync_after"?: S | null} the
@@ -16,7 +17,8 @@
                                           CRASHED while Nova's record stays active and RUNNING, until
                                           Nova's power-state sync runs S s later (never if null) and
                                           stops the instance (powering-off, then stopped)
-    POST /lab/faults/evacuate             {"server_id": ID, "fail": true}
+    POST /lab/faults/evacuate             {"server_id"?: ID, "target"?: HOST, "fail": true} rebuilds of
+                                          the server / onto the host / of the server onto the host fail
     POST /lab/faults/api-delay            {"delay_ms": N}
     POST /lab/faults/bmc                  {"host": H, "fault": "none|mute|refuse|stuck_on"}
     POST /lab/faults/clear                every fault back to none
@@ -32,7 +34,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from receiver.lab import model
-from receiver.lab.model import Host, NovaError
+from receiver.lab.cloud import Cloud
+from receiver.lab.model import Host, Instance, NovaError
 from receiver.lab.nova_api import LabContext
 
 BMC_FAULTS = ("none", "mute", "refuse", "stuck_on")
@@ -82,17 +85,7 @@ def control_blueprint(context: LabContext) -> Blueprint:
 
     @blueprint.post("/servers")
     def add_server() -> tuple[Response, int]:
-        body = _body()
-        metadata = body.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            raise ControlError(400, "metadata must be an object")
-        server = cloud.add_server(
-            _field(body, "name", str),
-            _field(body, "host", str),
-            str(body.get("flavor") or next(iter(cloud.flavors))),
-            stopped=bool(body.get("stopped", False)),
-            metadata={str(k): str(v) for k, v in metadata.items()},
-        )
+        server = _add_server(cloud, _body())
         return jsonify({"server": {"id": server.id, "name": server.name, "host": server.host}}), 201
 
     @blueprint.get("/servers/<server_id>")
@@ -108,8 +101,12 @@ def control_blueprint(context: LabContext) -> Blueprint:
     @blueprint.post("/faults/evacuate")
     def evacuate_fault() -> Response:
         body = _body()
-        cloud.fail_evacuation(_field(body, "server_id", str), bool(body.get("fail", True)))
-        return jsonify({"evacuate_fails": sorted(cloud.faults.evacuate_fails)})
+        server_id = _field(body, "server_id", str) if body.get("server_id") is not None else None
+        target = _field(body, "target", str) if body.get("target") is not None else None
+        if server_id is None and target is None:
+            raise ControlError(400, "give server_id, target, or both")
+        cloud.fail_evacuation(server_id, bool(body.get("fail", True)), target=target)
+        return jsonify(_evacuation_faults(cloud))
 
     @blueprint.post("/faults/api-delay")
     def api_delay() -> Response:
@@ -132,6 +129,7 @@ def control_blueprint(context: LabContext) -> Blueprint:
     def clear_faults() -> Response:
         with cloud.lock:
             cloud.faults.evacuate_fails.clear()
+            cloud.faults.evacuate_fails_on.clear()
         cloud.set_api_delay(0)
         for host in list(context.bmc_faults):
             set_bmc_fault(context, host, "none")
@@ -227,12 +225,39 @@ def lab_status(context: LabContext) -> dict[str, Any]:
             "pending_operations": cloud.pending_operations(),
             "waiting_operations": cloud.waiting_operations(),
             "faults": {
-                "evacuate_fails": sorted(cloud.faults.evacuate_fails),
+                **_evacuation_faults(cloud),
                 "api_delay_ms": cloud.faults.api_delay_ms,
                 "bmc": dict(context.bmc_faults),
             },
             "settings": {key: getattr(cloud.settings, key) for key in (*SETTINGS, "report_interval")},
             "bmc_requests": bmc_requests,
+        }
+
+
+def _add_server(cloud: Cloud, body: dict[str, Any]) -> Instance:
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ControlError(400, "metadata must be an object")
+    volumes = body.get("volumes", 0)
+    if not isinstance(volumes, int) or isinstance(volumes, bool) or volumes < 0:
+        raise ControlError(400, "volumes must be an integer >= 0")
+    return cloud.add_server(
+        _field(body, "name", str),
+        _field(body, "host", str),
+        str(body.get("flavor") or next(iter(cloud.flavors))),
+        stopped=bool(body.get("stopped", False)),
+        metadata={str(k): str(v) for k, v in metadata.items()},
+        boot_from_volume=bool(body.get("boot_from_volume", False)),
+        volumes=volumes,
+    )
+
+
+def _evacuation_faults(cloud: Cloud) -> dict[str, Any]:
+    with cloud.lock:
+        pairs = sorted(cloud.faults.evacuate_fails_on, key=lambda pair: (pair[0], pair[1] or ""))
+        return {
+            "evacuate_fails": sorted(cloud.faults.evacuate_fails),
+            "evacuate_fails_on": [{"target": target, "server_id": server} for target, server in pairs],
         }
 
 

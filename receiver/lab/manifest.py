@@ -43,6 +43,9 @@ class LabManifest:
     pid: int
     compute_api_version: str = COMPUTE_API_VERSION
     cloud_name: str = CLOUD_NAME
+    spares: tuple[str, ...] = ()  # reserved spares (their nova-compute starts disabled)
+    recovery_method: str = "auto"  # of the inventory's segment `lab`
+    shared_storage: bool = True  # of the inventory's segment `lab`
 
     @property
     def clouds_yaml(self) -> Path:
@@ -81,11 +84,17 @@ class LabManifest:
                 name: {"bmc": None if bmc is None else {"address": bmc.address, "port": bmc.port}}
                 for name, bmc in self.hosts.items()
             },
+            "segment": {
+                "spares": list(self.spares),
+                "recovery_method": self.recovery_method,
+                "shared_storage": self.shared_storage,
+            },
         }
 
     @classmethod
     def from_json(cls, workdir: Path, data: dict[str, Any]) -> LabManifest:
         hosts: dict[str, HostBmc | None] = {}
+        segment = data.get("segment") or {}
         for name, entry in data["hosts"].items():
             bmc = entry.get("bmc")
             hosts[name] = None if bmc is None else HostBmc(address=bmc["address"], port=int(bmc["port"]))
@@ -100,6 +109,9 @@ class LabManifest:
             bmc_password_file=Path(data["bmc"]["password_file"]),
             hosts=hosts,
             pid=int(data["pid"]),
+            spares=tuple(segment.get("spares", ())),
+            recovery_method=str(segment.get("recovery_method", "auto")),
+            shared_storage=bool(segment.get("shared_storage", True)),
         )
 
     @classmethod
@@ -138,6 +150,8 @@ def inventory(manifest: LabManifest) -> dict[str, Any]:
     hosts: list[dict[str, Any]] = []
     for name, bmc in manifest.hosts.items():
         entry: dict[str, Any] = {"name": name}
+        if name in manifest.spares:
+            entry["reserved"] = True
         if bmc is not None:
             entry["bmc"] = {
                 "driver": "ipmi",
@@ -147,6 +161,11 @@ def inventory(manifest: LabManifest) -> dict[str, Any]:
                 "password": {"file": str(manifest.bmc_password_file)},
             }
         hosts.append(entry)
-    return {
-        "segments": [{"name": "lab", "recovery_method": "auto", "service_type": "COMPUTE", "hosts": hosts}]
+    segment = {
+        "name": "lab",
+        "recovery_method": manifest.recovery_method,
+        "service_type": "COMPUTE",
+        "shared_storage": manifest.shared_storage,
+        "hosts": hosts,
     }
+    return {"segments": [segment]}

@@ -80,6 +80,9 @@ class Lab:
                 for name in cloud.hosts
             },
             pid=os.getpid(),
+            spares=options.spare_names(),
+            recovery_method=options.recovery_method,
+            shared_storage=options.shared_storage,
         )
         write_lab_files(self.manifest, password)
         log.info("lab ready: %d hosts, %d servers, %d BMCs, API on %s",

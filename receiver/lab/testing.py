@@ -47,6 +47,11 @@ def serve_arguments(workdir: Path, options: dict[str, Any]) -> list[str]:
             continue
         if isinstance(value, bool):
             arguments.append(flag if value else "--no-" + name.replace("_", "-"))
+        elif isinstance(value, dict):  # host_capacity {"spare-01": {"memory_mb": 8704}}
+            entries = [
+                ":".join([host, *(f"{k}={v}" for k, v in sizes.items())]) for host, sizes in value.items()
+            ]
+            arguments += [flag, ",".join(entries)]
         elif isinstance(value, list | tuple):
             arguments += [flag, ",".join(value)]
         else:
@@ -60,8 +65,9 @@ def running_lab(workdir: Path, **options: Any) -> Iterator[LabManifest]:
 
     Options are LabOptions' fields (hosts, host_count, servers_per_host, service_down_time,
     report_interval, evacuate_delay, action_delay, token, bmc, bmc_hosts, host_vcpus,
-    host_memory_mb, host_disk_gb, ...). The lab's output goes to WORKDIR/lab.log, which the
-    error shows if the lab dies before it is ready.
+    host_memory_mb, host_disk_gb, spares, recovery_method, shared_storage, ...); host_capacity
+    may also be a dict, e.g. {"spare-01": {"memory_mb": 8704}}. The lab's output goes to
+    WORKDIR/lab.log, which the error shows if the lab dies before it is ready.
     """
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -160,9 +166,29 @@ class LabControl:
         the service stops heartbeating but the BMC says ON and the servers keep running."""
         return self._call("POST", f"/hosts/{host}/compute", {"running": running})
 
-    def add_server(self, name: str, host: str, *, flavor: str | None = None, stopped: bool = False,
-                   metadata: dict[str, str] | None = None) -> str:  # fmt: skip
-        body: dict[str, Any] = {"name": name, "host": host, "stopped": stopped, "metadata": metadata or {}}
+    def add_server(
+        self,
+        name: str,
+        host: str,
+        *,
+        flavor: str | None = None,
+        stopped: bool = False,
+        metadata: dict[str, str] | None = None,
+        boot_from_volume: bool = False,
+        volumes: int = 0,
+    ) -> str:
+        """A server already running (or SHUTOFF) on `host`, placed without the scheduler.
+        `flavor` is a flavor id or name (topology.FLAVORS). Booted from a volume, Nova shows
+        `"image": ""` and lists the root volume first among `volumes_attached`; `volumes` more
+        data volumes are attached."""
+        body: dict[str, Any] = {
+            "name": name,
+            "host": host,
+            "stopped": stopped,
+            "metadata": metadata or {},
+            "boot_from_volume": boot_from_volume,
+            "volumes": volumes,
+        }
         if flavor is not None:
             body["flavor"] = flavor
         server_id: str = self._call("POST", "/servers", body)["server"]["id"]
@@ -188,8 +214,20 @@ class LabControl:
         counts: dict[str, dict[str, int]] = self.status()["bmc_requests"]
         return counts
 
-    def fail_evacuation(self, server_id: str, fail: bool = True) -> None:
-        self._call("POST", "/faults/evacuate", {"server_id": server_id, "fail": fail})
+    def fail_evacuation(
+        self, server_id: str | None = None, fail: bool = True, *, target: str | None = None
+    ) -> None:
+        """Evacuations of `server_id` (anywhere), of any server onto `target`, or of `server_id`
+        onto `target` fail as a failed rebuild on the destination does in Nova 34: the server
+        goes to ERROR (task_state None) on the host it was on, its migration is `failed`, the
+        destination's allocation is dropped. Evacuating it again (from ERROR) is allowed, to
+        another host too, but it then comes up ACTIVE even if it was SHUTOFF before."""
+        body: dict[str, Any] = {"fail": fail}
+        if server_id is not None:
+            body["server_id"] = server_id
+        if target is not None:
+            body["target"] = target
+        self._call("POST", "/faults/evacuate", body)
 
     def api_delay(self, delay_ms: int) -> None:
         self._call("POST", "/faults/api-delay", {"delay_ms": delay_ms})
