@@ -105,6 +105,27 @@ class NovaAdmin:
         }
         return str(self.call("POST", "/servers", json={"server": server}, ok=(202,))["server"]["id"])
 
+    def create_aggregate(self, name: str, zone: str | None = None) -> str:
+        body = {"aggregate": {"name": name, "availability_zone": zone}}
+        return str(self.call("POST", "/os-aggregates", json=body)["aggregate"]["id"])
+
+    def delete_aggregate(self, aggregate_id: str) -> None:
+        """Remove its hosts, then the aggregate; an aggregate already gone is fine."""
+        found = self.call("GET", f"/os-aggregates/{aggregate_id}", ok=(200, 404))
+        if not found or "aggregate" not in found:
+            return
+        for host in found["aggregate"]["hosts"]:
+            action = {"remove_host": {"host": host}}
+            self.call("POST", f"/os-aggregates/{aggregate_id}/action", json=action, ok=(200, 404))
+        self.call("DELETE", f"/os-aggregates/{aggregate_id}", ok=(200, 404))
+
+    def hypervisors_287(self) -> dict[str, dict[str, Any]]:
+        """os-hypervisors/detail at 2.87 (the last with resource figures), by service host."""
+        headers = {"OpenStack-API-Version": "compute 2.87"}
+        response = self.http.get(f"{self.endpoint}/os-hypervisors/detail", headers=headers, timeout=30)
+        assert response.status_code == 200, response.text[:300]
+        return {h["service"]["host"]: h for h in response.json()["hypervisors"]}
+
     def stop(self, server_id: str) -> None:
         self.call("POST", f"/servers/{server_id}/action", json={"os-stop": None}, ok=(202,))
 
@@ -142,6 +163,10 @@ class Target:
     create_server: Callable[[str, str, dict[str, str]], str]  # (host, name, metadata) -> id
     flavor: tuple[str, int]  # (name, vcpus) of the servers `boot` makes
     deletes_servers: bool = True  # the lab has no DELETE /servers; it is discarded whole
+    project: str = "admin"  # the project of the suite's token (Nova's lock rules depend on owning)
+    # (host, name, volumes) -> id of an ACTIVE server booted from a volume with `volumes` more
+    # attached; None where there is no Cinder (the real test bed)
+    create_volume_server: Callable[[str, str, int], str] | None = None
     booted: list[str] = field(default_factory=list)
 
     def compute(self, microversion: str = MICROVERSION, **options: Any) -> NovaCompute:
@@ -255,6 +280,7 @@ def _real_nova() -> Iterator[Target]:
         power_on=(lambda host: run_nodectl("start", host)) if power else None,
         create_server=admin.boot,
         flavor=(FLAVOR_NAME, 1),
+        project=token.partition(":")[2] or token,  # the test bed's token is USER[:PROJECT]
     )
 
 
@@ -276,6 +302,11 @@ def _lab(workdir: Path) -> Iterator[Target]:
         def create_server(host: str, name: str, metadata: dict[str, str]) -> str:
             return control.add_server(name, host, flavor=LAB_FLAVOR[0], metadata=metadata)
 
+        def create_volume_server(host: str, name: str, volumes: int) -> str:
+            return control.add_server(
+                name, host, flavor=LAB_FLAVOR[0], boot_from_volume=True, volumes=volumes
+            )
+
         yield Target(
             name="lab",
             endpoint=manifest.nova_endpoint,
@@ -287,6 +318,8 @@ def _lab(workdir: Path) -> Iterator[Target]:
             create_server=create_server,
             flavor=LAB_FLAVOR[1:],
             deletes_servers=False,
+            project="admin",  # the lab's token is Nova's admin in project "admin"; its servers are "demo"'s
+            create_volume_server=create_volume_server,
         )
 
 

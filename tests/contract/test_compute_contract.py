@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
 
-from receiver.adapters.nova import NovaCompute
-
 if TYPE_CHECKING:
-    from conftest import NovaAdmin, Target
-from receiver.domain.model import ComputeService, Server
+    from conftest import Target
+from receiver.domain.model import ComputeService
 from receiver.errors import ComputeError, ComputeRejected, NotFound
+from tests.contract.fenced import evacuate_and_wait, fenced, wait_server
 
 # openstacksdk 4.22 warns on its own internal calls (PendingDeprecationWarning): about InfluxDB on
 # every connect (its loader always returns a truthy config dict), and about `service_type` on
@@ -30,6 +28,8 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Support for InfluxDB requires:PendingDeprecationWarning"),
     pytest.mark.filterwarnings("ignore:The 'service_type' parameter is unnecesary:PendingDeprecationWarning"),
 ]
+
+__all__ = ["fenced"]  # the module-scoped power-loss fixture, used here
 
 UNKNOWN_HOST = "lazarus-contract-no-such-host"
 UNKNOWN_SERVER = "00000000-0000-4000-8000-00000000dead"
@@ -250,81 +250,17 @@ def test_evacuations_of_a_host_without_any(target) -> None:
 
 # ----------------------------------------------------------------------------- after power loss
 
-
-@dataclass
-class Fenced:
-    """A host whose compute lost power and was forced down and disabled through the adapter."""
-
-    host: str
-    compute: NovaCompute
-    servers: dict[str, str]
-    forced: ComputeService
-    disabled: ComputeService
-    token: str
-    admin: NovaAdmin
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-@pytest.fixture(scope="module")
-def fenced(target_session) -> Iterator[Fenced]:
-    target, host = target_session, target_session.victim
-    if target.power_off is None or target.power_on is None:
-        pytest.skip(f"{target.name}: cannot simulate power loss (set LAZARUS_TEST_NOVA_LAB)")
-    target.require_healthy(host)
-    if not [h for h in target.other_hosts(host) if target.admin.service(h)["state"] == "up"]:
-        pytest.skip(f"{target.name}: no other compute host is up to evacuate to")
-    owned: list[str] = []
-    try:
-        servers = {
-            "scheduled": target.boot(host, owner=owned),
-            "targeted": target.boot(host, owner=owned),
-            "stopped": target.boot(host, stopped=True, owner=owned),
-            "recorded": target.boot(host, owner=owned),
-            "twice": target.boot(host, owner=owned),
-            "in-flight": target.boot(host, owner=owned),
-            "stuck": target.boot(host, owner=owned),
-            "modern": target.boot(host, owner=owned),
-        }
-        compute = target.compute()
-        target.power_off(host)
-        forced = compute.force_down(compute.service(host))
-        disabled = compute.disable(forced, "lazarus contract: power lost")
-        yield Fenced(host, compute, servers, forced, disabled, target.token, target.admin)
-    finally:
-        # Host first: deleting a server whose dead compute is not forced down would wait forever
-        # for that compute; once it is back, deletes and its own clean-up proceed normally.
-        try:
-            target.restore_host(host)
-        finally:
-            target.cleanup_servers(owned)
-
-
-def wait_server(compute: NovaCompute, server_id: str, done: object, timeout: float = 180.0) -> Server:
-    assert callable(done)
-    deadline = time.monotonic() + timeout
-    while True:
-        server = compute.server(server_id)
-        if server.status == "ERROR":
-            pytest.fail(f"server {server_id} went to ERROR on {server.host}")
-        if done(server):
-            return server
-        if time.monotonic() > deadline:
-            pytest.fail(f"server {server_id} not done after {timeout:.0f}s: {server}")
-        time.sleep(0.2)
-
-
-def evacuate_and_wait(fenced: Fenced, role: str, status: str, target_host: str | None = None) -> Server:
-    server_id = fenced.servers[role]
-    started = time.monotonic()
-    fenced.compute.evacuate(server_id, target_host)
-    server = wait_server(
-        fenced.compute,
-        server_id,
-        lambda s: s.host not in (None, fenced.host) and s.status == status and s.task_state is None,
-    )
-    fenced.timings[role] = time.monotonic() - started
-    print(f"evacuate {role} {server_id} -> {server.host} {server.status} in {fenced.timings[role]:.2f}s")
-    return server
+# The servers the `fenced` fixture boots on the victim before it loses power: role -> SHUTOFF.
+FENCED_SERVERS = {
+    "scheduled": False,
+    "targeted": False,
+    "stopped": True,
+    "recorded": False,
+    "twice": False,
+    "in-flight": False,
+    "stuck": False,
+    "modern": False,
+}
 
 
 def test_fencing_marks_the_service_down_then_disabled(fenced) -> None:
