@@ -265,9 +265,10 @@ class NovaCompute:
     def hypervisors(self) -> list[HypervisorReport]:
         """Per nova-compute host, from os-hypervisors/detail at <= 2.87 (one GET per page).
 
-        Nova's figures come from each host's resource tracker: a claim (boot, evacuation
-        target) shows at once, a delete only at the host's next periodic update (up to 60 s
-        on the test bed), and a dead host keeps its last figures until its compute restarts.
+        Nova's figures come from each host's resource tracker (test bed): a claim (boot,
+        evacuation target) and a delete show at once, but a server that arrived by evacuation
+        and is deleted stays counted until the host's periodic update (~40 s seen; every 60 s);
+        a dead host keeps its last figures until its compute restarts.
         """
         what = "list the hypervisors"
         raws = self._pages(
