@@ -245,6 +245,18 @@ def update_host(
     )
 
 
+def unreserve_host(catalog: Catalog, name: str, now: datetime) -> Edit:
+    """A recovery took this reserved spare into service; no segment guard (it is the recovery)."""
+    segment, old = catalog.host(None, name)
+    if not old.reserved:
+        return Edit(catalog, {}, (), old.uuid)
+    new = old.model_copy(update={"reserved": False})
+    hosts = [new if h.uuid == old.uuid else h for h in segment.hosts]
+    inventory = _replace_segment(catalog.inventory, segment.uuid, segment.model_copy(update={"hosts": hosts}))
+    line = f"host {name}: no longer reserved (taken into service by a recovery)"
+    return Edit(stamp_updated(replace(catalog, inventory=inventory), [old.uuid], now), {}, (line,), old.uuid)
+
+
 def delete_host(catalog: Catalog, runtime: Runtime, segment_ref: str | None, ref: str) -> Edit:
     segment, old = catalog.host(segment_ref, ref)
     _guard_segment(segment, runtime, "Host", old.uuid)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from receiver.domain.events import EventKind
 from receiver.domain.capacity import HypervisorReport
+from receiver.domain.events import EventKind
 from receiver.domain.model import (
     Aggregate,
     BmcTarget,

@@ -41,6 +41,7 @@ from receiver.inventory_edits import (
     delete_host,
     delete_segment,
     fresh_uuid,
+    unreserve_host,
     update_host,
     update_segment,
 )
@@ -184,6 +185,14 @@ class InventoryStore:
         """The end of an explicit reinstate; nothing else calls this."""
         with translate_errors():
             self._write_state(self.redis, host, HostState(False, "reinstated", None, iso(now)))
+
+    def unreserve(self, host: str, now: datetime) -> bool:
+        """A reserved spare taken into service by a recovery stops being reserved (Masakari).
+
+        The workflow's own edit: not refused while the segment is under recovery, as an
+        operator's edit is. Returns whether the host was reserved."""
+        edit = self._transact(lambda s: unreserve_host(s.catalog, host, now), host=host)
+        return bool(edit.changes)
 
     def set_maintenance(self, host: str, reason: str, notification_uuid: str | None, now: datetime) -> None:
         with translate_errors():

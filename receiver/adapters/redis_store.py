@@ -8,6 +8,7 @@ Keys (``P`` = settings.key_prefix)::
                           (fingerprint+startsAt) made
     P:claim:host:<name>   uuid of the open recovery of a host (one at a time: safety rule 3)
     P:open                SET of open record uuids       P:lease:<uuid>  the worker running it now
+    P:spare:<name>        uuid of the open recovery whose plan takes this reserved spare
 
 Every write that makes a record visible happens in one script or one MULTI, so a crash
 or a lost connection never leaves half a record (safety rule 4).
@@ -157,6 +158,18 @@ def translate_errors() -> Iterator[None]:
         raise StoreUnavailable("redis is a read-only replica (failover in progress?)") from None
 
 
+# A reserved spare goes to one recovery's plan at a time: taken when free, or when its holder
+# has ended (a claim never needs cleaning up). KEYS: 1 claim, 2 open set. ARGV: 1 uuid.
+_CLAIM_SPARE = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] and redis.call('SISMEMBER', KEYS[2], holder) == 1 then
+  return holder
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+"""
+
+
 class RecordStore:
     """The durable ledger of recoveries."""
 
@@ -167,6 +180,7 @@ class RecordStore:
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self._reserve_slot = client.register_script(_RESERVE_SLOT)
+        self._claim_spare = client.register_script(_CLAIM_SPARE)
 
     # -- keys ---------------------------------------------------------------------------
     def _record_key(self, uuid: str) -> str:
@@ -355,6 +369,22 @@ class RecordStore:
                 return None
             holder = self.redis.get(self.claim_key(claim))
         return None if holder is not None and _text(holder) == uuid else (_text(holder) if holder else None)
+
+    def claim_spare(self, name: str, uuid: str) -> str:
+        """Take reserved spare `name` for recovery `uuid`; returns the holder (`uuid` when taken)."""
+        with translate_errors():
+            holder = self._claim_spare(keys=[f"{self.prefix}:spare:{name}", self._open], args=[uuid])
+        return _text(holder)
+
+    def spare_holders(self, names: list[str]) -> dict[str, str]:
+        """The open recoveries holding these spares (ended holders are not listed)."""
+        if not names:
+            return {}
+        with translate_errors():
+            raw = self.redis.mget([f"{self.prefix}:spare:{n}" for n in names])
+            holders = {n: _text(h) for n, h in zip(names, raw, strict=True) if h is not None}
+            open_ids = {_text(u) for u in self.redis.smembers(self._open)}
+        return {n: h for n, h in holders.items() if h in open_ids}
 
     # -- leases: which worker runs a record now -----------------------------------------
     def acquire_lease(self, uuid: str, ttl_s: float) -> str | None:

@@ -8,17 +8,20 @@ stopped: an ACTIVE instance that arrives SHUTOFF needs a start, not a verdict of
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from receiver.domain.model import Migration, Server
-from receiver.domain.record import MoveStatus, VMove
+from receiver.domain.reasons import Reason
+from receiver.domain.record import MoveStatus, Status, VMove
 
 
 class MoveVerdict(enum.StrEnum):
     WAIT = "wait"
     DONE = "done"
     NEEDS_START = "needs_start"
+    NEEDS_STOP = "needs_stop"
     FAILED = "failed"
 
 
@@ -42,8 +45,9 @@ def judge_move(move: VMove, server: Server, now: datetime, deadline: datetime) -
         if status == "SHUTOFF" and move.prior_status == "ACTIVE":
             return MoveJudgement(MoveVerdict.NEEDS_START, f"arrived SHUTOFF on {server.host}; starting it")
         if status == "ACTIVE" and move.prior_status == "SHUTOFF":
-            # Older microversions may start a stopped instance; it runs, which loses no data.
-            return MoveJudgement(MoveVerdict.DONE, f"ACTIVE on {server.host} (was SHUTOFF before)")
+            # Nova starts a stopped instance evacuated from ERROR (a retried move): its owner had
+            # it stopped, so it is stopped again.
+            return MoveJudgement(MoveVerdict.NEEDS_STOP, f"arrived ACTIVE on {server.host}; stopping it")
     if now >= deadline:
         state = f"{status}/{server.task_state or '-'} on {server.host}"
         return MoveJudgement(MoveVerdict.FAILED, f"timed out waiting for the move ({state})")
@@ -89,3 +93,103 @@ def _since_move(migration: Migration, move: VMove) -> bool:
     if created.tzinfo is None and started.tzinfo is not None:
         created = created.replace(tzinfo=started.tzinfo)
     return created >= started - CLOCK_SKEW
+
+
+SCHEDULER = "scheduler"  # in `tried_hosts`: an attempt where Nova's scheduler chose
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    retry: bool
+    message: str
+    target: str | None = None  # None: the scheduler chooses
+    route: str = "auto"
+
+
+def retry_target(
+    move: VMove,
+    server: Server,
+    *,
+    max_attempts: int,
+    routes: tuple[str, ...],
+    spares: tuple[str, ...],
+) -> RetryDecision:
+    """Whether a failed move may be sent again, and where: another target where the method allows.
+
+    Only a server that Nova left on the dead host, idle, can be evacuated again: one that
+    reached another host (even in ERROR) belongs to that live host now, and one Nova is
+    still working on would get a second, racing rebuild. `routes` are the method's routes in
+    order (auto, reserved_host); `spares` the reserved spares it may use, in order.
+    """
+    if move.attempts >= max_attempts:
+        return RetryDecision(False, f"gave up after {move.attempts} attempts")
+    if server.host != move.source_host:
+        return RetryDecision(False, f"it is on {server.host} now ({server.status}); not sent again")
+    if server.task_state:
+        return RetryDecision(False, f"Nova is still working on it ({server.task_state}); not sent again")
+    tried = {*move.tried_hosts, move.target_host or SCHEDULER}
+    options: list[tuple[str | None, str]] = []
+    for route in routes:
+        if route == "reserved_host":
+            options += [(spare, route) for spare in spares if spare not in tried]
+        elif SCHEDULER not in tried:
+            options.append((None, route))
+    if not options and "auto" in routes:
+        options.append((None, "auto"))  # the scheduler may well choose another host this time
+    if not options:
+        return RetryDecision(False, "no other target the recovery method allows")
+    target, route = options[0]
+    where = f"spare {target}" if target else "a host of the scheduler's choice"
+    return RetryDecision(
+        True, f"retrying on {where} (attempt {move.attempts + 1} of {max_attempts})", target, route
+    )
+
+
+def judge_outcome(moves: Sequence[VMove], host: str) -> tuple[Status, Reason, str]:
+    """How a host recovery ended, from its moves. Instances the policy leaves out (not
+    HA-enabled, ERROR skipped) are no failure; one that could not be moved, or failed, is."""
+    failed = [m for m in moves if m.status is MoveStatus.FAILED]
+    stuck = [m for m in moves if m.status is MoveStatus.IGNORED and m.reason in UNRECOVERED]
+    moved = [m for m in moves if m.status is MoveStatus.SUCCEEDED]
+    by_policy = [m for m in moves if m.status is MoveStatus.IGNORED and m.reason in _BY_POLICY]
+    tail = f"; {len(by_policy)} left by policy (not HA-enabled, or ERROR skipped)" if by_policy else ""
+    if failed:
+        detail = "; ".join(f"{m.instance_name}: {m.message}" for m in failed)
+        count = len(failed) + len(stuck)
+        return (
+            Status.FAILED,
+            Reason.EVACUATION_FAILED,
+            (f"{count} of {len(moves) - len(by_policy)} instances not recovered: {detail}{tail}"),
+        )
+    if stuck:
+        detail = "; ".join(f"{m.instance_name}: {m.reason}" for m in stuck)
+        return (
+            Status.FAILED,
+            Reason(str(stuck[0].reason)),
+            (
+                f"{len(stuck)} instances could not be moved off {host} ({detail}); "
+                f"{len(moved)} recovered{tail}"
+            ),
+        )
+    if not moved:
+        return (
+            Status.FINISHED,
+            Reason.NO_INSTANCES,
+            f"no instances to evacuate on {host}; host stays fenced{tail}",
+        )
+    return Status.FINISHED, Reason.COMPLETED, f"{len(moved)} instances recovered off {host}{tail}"
+
+
+_BY_POLICY = frozenset({Reason.NOT_HA_ENABLED.value, Reason.INSTANCE_IN_ERROR.value})
+# What a human must look at: instances that cannot move at all, or found no room.
+UNRECOVERED = frozenset(
+    r.value
+    for r in (
+        Reason.PCI_PASSTHROUGH,
+        Reason.LOCAL_DISK,
+        Reason.NUMA_UNSATISFIABLE,
+        Reason.INSUFFICIENT_CAPACITY,
+        Reason.NO_FREE_SPARE,
+        Reason.FLAVOR_UNKNOWN,
+    )
+)

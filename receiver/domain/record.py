@@ -226,6 +226,11 @@ class Notification:
     def mark(self, name: str, value: str, now: datetime) -> Notification:
         return replace(self, marks={**self.marks, name: value}, updated_at=iso(now))
 
+    def unmark(self, name: str, now: datetime) -> Notification:
+        if name not in self.marks:
+            return self
+        return replace(self, marks={k: v for k, v in self.marks.items() if k != name}, updated_at=iso(now))
+
     def sleep_until(self, moment: datetime | None, now: datetime) -> Notification:
         return replace(self, wake_at=iso(moment) if moment else None, updated_at=iso(now))
 

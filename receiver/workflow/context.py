@@ -88,6 +88,8 @@ class RecoveryContext:
     lease: Lease
     uuid: str
     events: EventPublisher = field(default_factory=NullPublisher)
+    # The kind's last word on an ending record (a host recovery's diagnosis), in the same write.
+    annotate: Callable[[Notification, Status, str, str], Notification] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def checkpoint(self) -> None:
@@ -145,11 +147,15 @@ class RecoveryContext:
                 "detail": message,
             },
         )
-        record = self.update(
-            lambda r: r.log("recovery", status.value, message, now).transition(
+        annotate = self.annotate
+
+        def end(r: Notification) -> Notification:
+            r = r.log("recovery", status.value, message, now).transition(
                 status, now, reason=reason, message=message
             )
-        )
+            return annotate(r, status, reason, message) if annotate is not None else r
+
+        record = self.update(end)
         started = datetime.fromisoformat(record.created_at)
         self.metrics.recovery_ended(record.type.value, status.value, reason, (now - started).total_seconds())
         kind = ended_event(record)

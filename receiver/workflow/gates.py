@@ -11,21 +11,21 @@ Every refusal ends the record with a reason; a wait for approval keeps it open a
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from receiver.adapters.redis_inventory import HostView
 from receiver.domain.alerts import NotificationType
 from receiver.domain.events import EventKind
-from receiver.domain.model import Server
 from receiver.domain.reasons import Reason
-from receiver.domain.record import MoveStatus, Notification, Status, iso
+from receiver.domain.record import MoveStatus, Notification, Status, VMove, iso
 from receiver.domain.storm import Population, StormPolicy, StormVerdict, judge_storm
 from receiver.domain.verify import Signal, VerifyVerdict, judge_signals, nova_signal
 from receiver.errors import LazarusError
 from receiver.probe import describe_bmc
 from receiver.workflow.context import RecoveryContext
 from receiver.workflow.deps import HostRecoveryDeps
-from receiver.workflow.evacuation import plan_moves
+from receiver.workflow.preflight import CAPACITY_HOLD
 from receiver.workflow.retry import retry_transient
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,11 @@ def pre_fence(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> N
     ctx.step("verify", "succeeded" if verdict.proceed else "failed", verdict.message)
     if not verdict.proceed:
         return ctx.finish(Status.IGNORED, verdict.reason or Reason.NOT_VERIFIED, verdict.message)
-    compute = deps.compute()
-    servers = retry_transient(lambda: compute.servers_on(host.spec.name))
-    plan = _describe_plan(host, servers)
+    moves = [m for m in ctx.record().vmoves if m.status is MoveStatus.PENDING]
+    plan = _describe_plan(host, ctx.record(), moves)
     if deps.settings.shadow or host.segment.shadow:
-        return _shadow(ctx, host, servers, plan)
-    why = _approval_needed(ctx, deps, host, servers)
+        return _shadow(ctx, plan)
+    why = _approval_needed(ctx, deps, host, moves)
     if why:
         return await_approval(ctx, deps, why, plan)
     return None
@@ -145,7 +144,7 @@ def _signals(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> li
     return signals
 
 
-def _describe_plan(host: HostView, servers: list[Server]) -> str:
+def _describe_plan(host: HostView, record: Notification, moves: list[VMove]) -> str:
     methods = host.spec.fence_methods
     via = " then ".join(f"{m.driver} at {describe_bmc(m.driver, m.address, m.port)}" for m in methods)
     fence = (
@@ -153,36 +152,38 @@ def _describe_plan(host: HostView, servers: list[Server]) -> str:
         if methods
         else f"fence {host.spec.name}: no fence method, an operator must confirm it is off"
     )
-    names = ", ".join(f"{s.name} ({s.status})" for s in servers) or "none"
-    return f"{fence}; force down and disable its compute service; evacuate {len(servers)} instances: {names}"
+    names = ", ".join(
+        f"{m.instance_name} ({m.prior_status}) to {m.target_host or 'the scheduler'}" for m in moves
+    )
+    left = sum(1 for m in record.vmoves if m.status is MoveStatus.IGNORED)
+    tail = f"; {left} left out (see the plan)" if left else ""
+    return (
+        f"{fence}; force down and disable its compute service; "
+        f"evacuate {len(moves)} instances: {names or 'none'}{tail}"
+    )
 
 
-def _shadow(ctx: RecoveryContext, host: HostView, servers: list[Server], plan: str) -> Notification:
+def _shadow(ctx: RecoveryContext, plan: str) -> Notification:
     now = ctx.clock.now()
 
-    def record_plan(r: Notification) -> Notification:
-        for move in plan_moves(servers, host.spec.name):
-            r = r.with_vmove(
-                move.__class__(
-                    **{
-                        **move.__dict__,
-                        "status": MoveStatus.IGNORED,
-                        "message": "shadow mode: would evacuate (the scheduler would choose)",
-                    }
-                ),
-                now,
-            )
+    def would(r: Notification) -> Notification:
+        for move in r.vmoves:
+            if move.status is MoveStatus.PENDING:
+                where = move.target_host or "a host of the scheduler's choice"
+                message = f"shadow mode: would evacuate to {where}"
+                r = r.with_vmove(replace(move, status=MoveStatus.IGNORED, message=message), now)
         return r
 
-    ctx.update(record_plan)
+    ctx.update(would)
     ctx.step("shadow", "skipped", f"shadow mode, nothing touched; would {plan}")
     return ctx.finish(Status.FINISHED, Reason.SHADOW_MODE, f"shadow mode: would {plan}")
 
 
 def _approval_needed(
-    ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView, servers: list[Server]
+    ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView, moves: list[VMove]
 ) -> str | None:
-    """Why a human must say yes first, or None. The first reason that applies is given."""
+    """Why a human must say yes first, or None. Every reason that applies is given: one
+    approval answers them all, so the operator must see them all."""
     policy = deps.settings.approval
     open_now = ctx.store.count_open()
     reasons = [
@@ -200,15 +201,21 @@ def _approval_needed(
             f"segment {host.segment.name} requires approval for every host recovery",
         ),
         (
-            bool(policy.max_instances) and len(servers) > policy.max_instances,
-            f"{len(servers)} instances on the host (more than {policy.max_instances})",
+            bool(policy.max_instances) and len(moves) > policy.max_instances,
+            f"{len(moves)} instances to evacuate (more than {policy.max_instances})",
+        ),
+        (
+            CAPACITY_HOLD in ctx.record().marks,
+            f"the capacity plan falls short and segment {host.segment.name} holds for approval: "
+            f"{ctx.record().marks.get(CAPACITY_HOLD, '')}",
         ),
         (
             bool(policy.max_hosts_in_flight) and open_now > policy.max_hosts_in_flight,
             f"{open_now} recoveries in flight (more than {policy.max_hosts_in_flight})",
         ),
     ]
-    return next((why for applies, why in reasons if applies), None)
+    applying = [why for applies, why in reasons if applies]
+    return "; and ".join(applying) or None
 
 
 def await_approval(ctx: RecoveryContext, deps: HostRecoveryDeps, why: str, plan: str) -> Notification | None:
@@ -246,4 +253,11 @@ def await_approval(ctx: RecoveryContext, deps: HostRecoveryDeps, why: str, plan:
     )
     record = ctx.step("approval", "started", message)
     ctx.publish(EventKind.NEEDS_APPROVAL, record)
+    return record
+
+
+def forget_approval(record: Notification, now: datetime) -> Notification:
+    """Drop an earlier approval so the next question is asked anew."""
+    for name in (APPROVAL_REQUESTED, APPROVED_BY, APPROVED_AT):
+        record = record.unmark(name, now)
     return record

@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
 
+from receiver.domain.diagnosis import diagnose, outcomes_from_vmoves
+from receiver.domain.evacuation import judge_outcome
 from receiver.domain.model import ComputeService
+from receiver.domain.placement import ROUTES, Plan
 from receiver.domain.reasons import Reason
-from receiver.domain.record import FenceAttempt, MoveStatus, Notification, Phase, Status, iso
+from receiver.domain.record import FenceAttempt, MoveStatus, Notification, Phase, Status, VMove, iso
 from receiver.errors import ComputeError, ComputeRejected, ConfigError, NotFound
 from receiver.inventory import BmcSpec
 from receiver.ports import Compute
-from receiver.workflow import gates
+from receiver.workflow import gates, preflight
 from receiver.workflow.context import RecoveryContext
 from receiver.workflow.deps import HostRecoveryDeps
-from receiver.workflow.evacuation import plan_moves, run_moves
+from receiver.workflow.evacuation import MoveRules, run_moves
 from receiver.workflow.fencing import fence
 from receiver.workflow.retry import retry_transient
+from receiver.workflow.spares import SparePool, take_into_service
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,7 @@ def run(ctx: RecoveryContext, deps: HostRecoveryDeps) -> Notification:
             f"recovery resumed at phase {record.phase.value} (attempt {record.attempt})",
         )
     hostname = record.hostname or ""
+    ctx.annotate = _with_diagnosis
     # Each phase runs only if the record does not already prove it done (resume).
     for proven_by, phase_step in _PHASES:
         if not ctx.record().reached(proven_by):
@@ -53,19 +60,39 @@ def run(ctx: RecoveryContext, deps: HostRecoveryDeps) -> Notification:
             if ended is not None:
                 return ended
     compute = deps.compute()
-    moves = run_moves(ctx, compute, deps.settings.evacuation, hostname)
+    moves = run_moves(ctx, compute, _move_rules(ctx, deps, hostname), hostname)
     now = ctx.clock.now()
     ctx.update(lambda r: r.advance(Phase.DONE, now))
-    failed = [m for m in moves if m.status is MoveStatus.FAILED]
-    moved = [m for m in moves if m.status is MoveStatus.SUCCEEDED]
-    if failed:
-        detail = "; ".join(f"{m.instance_name}: {m.message}" for m in failed)
-        return ctx.finish(
-            Status.FAILED,
-            Reason.EVACUATION_FAILED,
-            f"{len(failed)} of {len(moves)} instances not recovered: {detail}",
-        )
-    return ctx.finish(Status.FINISHED, Reason.COMPLETED, f"{len(moved)} instances recovered off {hostname}")
+    status, reason, message = judge_outcome(moves, hostname)
+    return ctx.finish(status, reason, message)
+
+
+def _move_rules(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> MoveRules:
+    record = ctx.record()
+    method = str((record.plan or {}).get("method", "auto"))
+    routes = tuple(r.value for r in ROUTES.get(method, ROUTES["auto"]))
+    ready = [str(s) for s in (record.plan or {}).get("spares_used", ())]
+    spares = SparePool(ctx, deps, hostname, ready) if "reserved_host" in routes else None
+    return MoveRules(deps.settings.evacuation, routes, spares, lock_reason(ctx.uuid))
+
+
+def lock_reason(uuid: str) -> str:
+    return f"lazarus: evacuating off a failed host, recovery {uuid}"
+
+
+def _with_diagnosis(record: Notification, status: Status, reason: str, message: str) -> Notification:
+    """Every ended host recovery carries a diagnosis: what moved, and why the rest did not."""
+    if status not in (Status.FINISHED, Status.FAILED):
+        return record
+    plan = Plan.from_dict(record.plan) if record.plan else None
+    diagnosis = diagnose(
+        host=record.hostname or "",
+        plan=plan,
+        outcomes=outcomes_from_vmoves([m for m in record.vmoves if m.reason is None]),
+        stopped_reason=reason,
+        stopped_message=message,
+    )
+    return record.with_diagnosis(diagnosis.to_dict(), datetime.fromisoformat(record.updated_at))
 
 
 def _check(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notification | None:
@@ -102,9 +129,21 @@ def _check(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notif
 
 
 def _with_host_ids(record: Notification, host_uuid: str, segment_uuid: str) -> Notification:
-    from dataclasses import replace
-
     return replace(record, source_host_uuid=host_uuid, failover_segment_uuid=segment_uuid)
+
+
+def _preflight(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notification | None:
+    """The capacity plan, before anything is fenced (reads only)."""
+    host = deps.inventory.host(hostname)
+    if host is None:
+        return ctx.finish(Status.FAILED, Reason.HOST_NOT_IN_INVENTORY, f"host {hostname} left the inventory")
+    try:
+        preflight.run(ctx, deps, host)
+    except ComputeError as exc:
+        return _nova_failure(ctx, exc, f"planning where the instances of {hostname} go")
+    now = ctx.clock.now()
+    ctx.update(lambda r: r.advance(Phase.PLANNED, now))
+    return None
 
 
 def _fence(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notification | None:
@@ -158,7 +197,8 @@ def _escalate(
         # The recovery stops here (rule 1) and asks a human: only their confirmation that the
         # host is off, recorded with who and when, can stand in for the BMC's.
         now = ctx.clock.now()
-        ctx.update(lambda r: r.mark(gates.FENCE_FAILED, last_reason.value, now))
+        # A new question: an approval given earlier (say, for the blast radius) never answers it.
+        ctx.update(lambda r: gates.forget_approval(r.mark(gates.FENCE_FAILED, last_reason.value, now), now))
         return gates.await_approval(ctx, deps, f"{message}; an operator must confirm it is powered off", "")
     return ctx.finish(Status.FAILED, last_reason, message)
 
@@ -214,28 +254,59 @@ def _force_down(ctx: RecoveryContext, compute: Compute, service: ComputeService)
     return service
 
 
-def _plan(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notification | None:
+def _prepare(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notification | None:
+    """The host is off and Nova knows: take the plan's spares into service, add instances that
+    appeared since the plan, then evacuate."""
     compute = deps.compute()
     try:
         servers = retry_transient(lambda: compute.servers_on(hostname))
     except ComputeError as exc:
         return _nova_failure(ctx, exc, f"listing instances on {hostname}")
-    moves = plan_moves(servers, hostname)
+    record = ctx.record()
+    late = preflight.late_moves(ctx, deps, [s for s in servers if record.vmove(s.id) is None], hostname)
+    spares = [str(s) for s in (record.plan or {}).get("spares_used", ())]
+    failed_spares = {}
+    for spare in spares:
+        problem = take_into_service(ctx, deps, spare, hostname)
+        if problem is not None:
+            failed_spares[spare] = problem
+            ctx.step("spare", "failed", problem)
     now = ctx.clock.now()
 
-    def record_plan(r: Notification) -> Notification:
-        for move in moves:
+    def record_moves(r: Notification) -> Notification:
+        for move in late:
             r = r.with_vmove(move, now)
+        ready = [s for s in spares if s not in failed_spares]
+        for move in r.vmoves:
+            if move.status is MoveStatus.PENDING and move.target_host in failed_spares:
+                problem = failed_spares[move.target_host]
+                r = r.with_vmove(_retarget(move, problem, str((r.plan or {}).get("method")), ready), now)
         return r.advance(Phase.EVACUATING, now)
 
-    ctx.update(record_plan)
-    if not moves:
-        return ctx.finish(
-            Status.FINISHED, Reason.NO_INSTANCES, f"no instances on {hostname}; host stays fenced"
-        )
-    names = ", ".join(m.instance_name for m in moves)
-    ctx.step("plan", "succeeded", f"{len(moves)} instances to evacuate from {hostname}: {names}")
+    record = ctx.update(record_moves)
+    pending = [m for m in record.vmoves if m.status is MoveStatus.PENDING]
+    if not pending and not any(m.status is MoveStatus.FAILED for m in record.vmoves):
+        status, reason, message = judge_outcome(list(record.vmoves), hostname)
+        return ctx.finish(status, reason, message)
+    names = ", ".join(m.instance_name for m in pending)
+    ctx.step("plan", "succeeded", f"{len(pending)} instances to evacuate from {hostname}: {names}")
     return None
+
+
+def _retarget(move: VMove, problem: str, method: str, ready: list[str]) -> VMove:
+    """A move whose planned spare could not be taken into service: the next ready spare, else
+    the scheduler where the method allows, else left out with the reason."""
+    routes = [r.value for r in ROUTES.get(method, ())]
+    if "reserved_host" in routes and ready:
+        return replace(move, target_host=ready[0], message=f"planned spare unusable ({problem})")
+    if "auto" in routes:
+        return replace(move, target_host=None, route="auto", message=f"planned spare unusable ({problem})")
+    return replace(
+        move,
+        status=MoveStatus.IGNORED,
+        reason=Reason.NO_FREE_SPARE.value,
+        message=f"not attempted: its spare could not be used ({problem}) and no other is ready",
+    )
 
 
 def _nova_failure(ctx: RecoveryContext, exc: ComputeError, doing: str) -> Notification:
@@ -247,7 +318,8 @@ def _nova_failure(ctx: RecoveryContext, exc: ComputeError, doing: str) -> Notifi
 _PhaseStep = Callable[[RecoveryContext, HostRecoveryDeps, str], Notification | None]
 _PHASES: tuple[tuple[Phase, _PhaseStep], ...] = (
     (Phase.CHECKED, _check),
+    (Phase.PLANNED, _preflight),
     (Phase.FENCED, _fence),
     (Phase.NOVA_DISABLED, _tell_nova),
-    (Phase.EVACUATING, _plan),
+    (Phase.EVACUATING, _prepare),
 )

@@ -331,6 +331,9 @@ def make_rig(
                 {
                     "name": "nova-recovery",
                     "recovery_method": "auto",
+                    # The bed's servers are image-backed; its computes share nothing, but the fake
+                    # driver keeps no disk either: nothing is lost by a rebuild.
+                    "shared_storage": True,
                     "hosts": [
                         {
                             "name": host,

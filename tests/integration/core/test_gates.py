@@ -59,7 +59,9 @@ def test_shadow_mode_records_what_it_would_do_and_touches_nothing(lab_rig: LabRi
     assert (record.status, record.reason) == (Status.FINISHED, "shadow_mode")
     assert "would fence node-01 via ipmi at 127.0.0.1:" in record.message
     assert {m.instance_uuid for m in record.vmoves} == servers
-    assert all(m.status is MoveStatus.IGNORED and "would evacuate" in m.message for m in record.vmoves)
+    assert all(m.status is MoveStatus.IGNORED for m in record.vmoves)
+    would = [m for m in record.vmoves if "would evacuate" in m.message]
+    assert len(would) == 3 and [m.reason for m in record.vmoves if m not in would] == ["not_ha_enabled"]
     assert lab_rig.power.calls == []
     service = lab_rig.service("node-01")
     assert (service["forced_down"], service["status"]) == (False, "enabled")
@@ -75,7 +77,7 @@ def test_approval_then_success(lab_rig: LabRig) -> None:
     uuid = lab_rig.alert("node-01")
     waiting = lab_rig.run(uuid)
     assert (waiting.status, waiting.reason) == (Status.RUNNING, "awaiting_approval")
-    assert "would fence node-01" in waiting.message and "evacuate 4 instances" in waiting.message
+    assert "would fence node-01" in waiting.message and "evacuate 3 instances" in waiting.message
     assert waiting.wake_at is not None
     assert events.kinds == ["recovery_started", "needs_approval"]
     untouched(lab_rig)
@@ -118,7 +120,7 @@ def test_a_large_blast_radius_needs_approval(lab_rig: LabRig) -> None:
     lab_rig.control.kill("node-01")
     record = lab_rig.run(lab_rig.alert("node-01"))  # 4 instances > 2
     assert (record.status, record.reason) == (Status.RUNNING, "awaiting_approval")
-    assert "4 instances on the host (more than 2)" in record.message
+    assert "3 instances to evacuate (more than 2)" in record.message  # HA-enabled ones
 
 
 def test_a_host_without_fence_method_is_recovered_only_through_approval(lab_rig: LabRig) -> None:
@@ -182,7 +184,7 @@ def test_retry_of_failed_instance_moves(lab_rig: LabRig) -> None:
     assert retried.status is Status.RUNNING and retried.attempt == 1
     record = lab_rig.run(uuid)
     assert record.status is Status.FINISHED, record.message
-    assert all(m.status is MoveStatus.SUCCEEDED for m in record.vmoves)
+    assert all(m.status is MoveStatus.SUCCEEDED or m.reason == "not_ha_enabled" for m in record.vmoves)
 
 
 class _FakePrometheus(BaseHTTPRequestHandler):

@@ -38,14 +38,26 @@ def test_dead_host_is_fenced_and_evacuated(lab_rig: LabRig, caplog: pytest.LogCa
     assert record.phase is Phase.DONE
     [attempt] = record.fencing
     assert (attempt.power_after, attempt.outcome) == ("off", "off_confirmed")
-    assert lab_rig.servers_on("node-01") == []
+    # Masakari's rule: only instances with HA_Enabled=True move; the others stay, with the reason.
+    [left] = [m for m in record.vmoves if m.status is MoveStatus.IGNORED]
+    assert left.reason == "not_ha_enabled"
+    assert [s["id"] for s in lab_rig.servers_on("node-01")] == [left.instance_uuid]
+    assert "1 left by policy" in record.message
     for move in record.vmoves:
+        if move is left:
+            continue
         assert move.status is MoveStatus.SUCCEEDED, move.message
         assert move.dest_host not in (None, "node-01")
+        assert (move.attempts, move.locked_by_us) == (1, False)  # locked for the move, unlocked after
         server = lab_rig.nova(f"/servers/{move.instance_uuid}")["server"]
         assert server["OS-EXT-SRV-ATTR:host"] == move.dest_host
         assert server["status"] == before[move.instance_uuid]  # SHUTOFF stays SHUTOFF
+        assert (server["locked"], server["locked_reason"]) == (False, None)
     assert {m.instance_uuid for m in record.vmoves} == set(before)
+    assert record.plan is not None and record.plan["method"] == "auto"
+    assert record.diagnosis == {"summary": "node-01: all 3 instances moved", "findings": []}
+    lock_steps = [s.message for s in record.steps if s.name == "lock"]
+    assert len(lock_steps) == 3 and all("unlocked" in m for m in lock_steps)
     service = lab_rig.nova("/os-services?binary=nova-compute&host=node-01")["services"][0]
     assert service["forced_down"] is True
     assert service["status"] == "disabled"
@@ -54,7 +66,8 @@ def test_dead_host_is_fenced_and_evacuated(lab_rig: LabRig, caplog: pytest.LogCa
     assert host is not None and host.on_maintenance
     # the order of the steps is the safety order: fence, then force down, then disable, then evacuate
     names = [s.name for s in record.steps if s.state == "succeeded"]
-    assert names.index("fence") < names.index("nova") < names.index("plan")
+    # (and the capacity plan is made before anything is fenced)
+    assert names.index("plan") < names.index("fence") < names.index("nova") < names.index("evacuate")
     password = lab_rig.lab.bmc_password()
     assert password not in caplog.text
     assert password not in str(record.to_dict())
@@ -129,7 +142,11 @@ def test_failed_evacuation_is_reported_per_instance(lab_rig: LabRig) -> None:
     failed = [m for m in record.vmoves if m.status is MoveStatus.FAILED]
     assert [m.instance_uuid for m in failed] == [victim]
     assert "ERROR" in failed[0].message
-    assert all(m.status is MoveStatus.SUCCEEDED for m in record.vmoves if m.instance_uuid != victim)
+    # Left on the dead host in ERROR, it was sent once more (the scheduler again, for `auto`).
+    assert (failed[0].attempts, failed[0].tried_hosts) == (2, ("scheduler",))
+    others = [m for m in record.vmoves if m.instance_uuid != victim]
+    assert all(m.status is MoveStatus.SUCCEEDED or m.reason == "not_ha_enabled" for m in others)
+    assert record.diagnosis is not None and "nova_error" in [f["cause"] for f in record.diagnosis["findings"]]
 
 
 def test_storm_guard_fences_nothing_when_two_of_three_hosts_are_down(lab_rig: LabRig) -> None:

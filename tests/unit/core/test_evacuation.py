@@ -31,6 +31,7 @@ def server(host: str, status: str, task: str | None = None) -> Server:
         ("ACTIVE", server("node-02", "ACTIVE"), NOW, MoveVerdict.DONE),
         ("SHUTOFF", server("node-02", "SHUTOFF"), NOW, MoveVerdict.DONE),
         ("ACTIVE", server("node-02", "SHUTOFF"), NOW, MoveVerdict.NEEDS_START),  # Nova >= 2.95
+        ("SHUTOFF", server("node-02", "ACTIVE"), NOW, MoveVerdict.NEEDS_STOP),  # evacuated from ERROR
         ("ACTIVE", server("node-01", "ERROR"), NOW, MoveVerdict.FAILED),  # no valid host
         ("ACTIVE", server("node-02", "ERROR"), NOW, MoveVerdict.FAILED),
         ("ACTIVE", server("node-02", "REBUILD", "rebuilding"), LATER, MoveVerdict.FAILED),  # timed out
