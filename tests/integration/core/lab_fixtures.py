@@ -118,10 +118,12 @@ def lab_rig(
     tmp_path: Path,
     make_settings: Callable[..., Settings],
     redis_client: Any,
+    *,
     monkeypatch: pytest.MonkeyPatch,
     lab_settings: dict[str, Any],
+    lab_options: dict[str, Any],
 ) -> Iterator[LabRig]:
-    with running_lab(tmp_path / "lab", **FAST_LAB) as lab:
+    with running_lab(tmp_path / "lab", **{**FAST_LAB, **lab_options}) as lab:
         monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(lab.clouds_yaml))
         services = build(make_settings(nova={"cloud": lab.cloud_name}, **lab_settings))
         services.inventory.apply(load_inventory(lab.inventory), utc_now())
