@@ -188,7 +188,8 @@ class Target:
         """A server on `host`, ACTIVE (or SHUTOFF). Its id goes to `owner` (default: the list
         the `target` fixture deletes after each test)."""
         tag = f"lazarus-contract-{uuid.uuid4().hex[:8]}"
-        server_id = self.create_server(host, tag, {"lazarus-contract": tag})
+        # HA-enabled, as an operator marks the instances a host recovery must move (Masakari's rule).
+        server_id = self.create_server(host, tag, {"lazarus-contract": tag, "HA_Enabled": "True"})
         (self.booted if owner is None else owner).append(server_id)
         self.admin.wait_status(server_id, "ACTIVE")
         if stopped:
