@@ -149,6 +149,17 @@ class Stack:
                 raise StackError(f"recovery {uuid} still {record['status']} after {timeout:.0f}s")
             time.sleep(0.2)
 
+    def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """`lazarus ARGS` against this stack (its config and clouds.yaml), as an operator runs it."""
+        return subprocess.run(
+            [sys.executable, "-m", "receiver", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+
     def nova(self, path: str) -> Any:
         request = urllib.request.Request(self.lab.nova_endpoint + path)  # noqa: S310
         request.add_header("X-Auth-Token", self.lab.token)
@@ -200,14 +211,7 @@ def running_stack(
         }
         stack = Stack(workdir, redis_server, lab, token, env)
         cleanup.callback(_stop_all, stack)
-        applied = subprocess.run(
-            [sys.executable, "-m", "receiver", "inventory", "apply", str(lab.inventory)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
+        applied = stack.cli("inventory", "apply", str(lab.inventory))
         if applied.returncode != 0:
             raise StackError(f"inventory apply failed: {applied.stderr}")
         for _ in range(receivers):
