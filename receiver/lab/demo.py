@@ -1,13 +1,23 @@
 """`make demo`: a dead compute host, fenced and evacuated, end to end on one machine.
 
-Starts redis-server, the lab (simulated Nova + IPMI BMCs), a receiver (`lazarus serve`,
-gunicorn with 2 workers) and a worker (`lazarus worker`); kills node-01; prints the recovery
-as it happens. With Debian's prometheus and prometheus-alertmanager installed, the alert comes
-through the real chain (receiver.lab.chain: Prometheus scrapes the lab's exporters every second
-with our rules, Alertmanager delivers); otherwise (or with --direct) the demo delivers the
-Alertmanager webhook our host-down rule produces itself.
-Exits 0 only if every instance of node-01 ends as it was (ACTIVE, or SHUTOFF where it was
-SHUTOFF) on another host. Stops everything it started.
+Starts redis-server, the lab (simulated Nova + IPMI BMCs, six hosts), a receiver (`lazarus serve`,
+gunicorn with 2 workers) and a worker (`lazarus worker`), and applies the operator's inventory:
+segment `lab` (auto) and segment `rack-b` (reserved_host, with the reserved spare spare-01). Then:
+
+1. node-01 hangs: fenced (BMC read back OFF), its HA_Enabled instances evacuated where Nova's
+   scheduler chooses, the one without HA_Enabled left where it is, by policy, and recorded so;
+2. nova-compute dies on node-02: disabled, never fenced, re-enabled once Nova sees it up;
+3. an instance crashes on node-03: stopped/started in place;
+4. node-04 of rack-b hangs: its HA_Enabled instances go to the spare, which is taken into
+   service; `lazarus segment show rack-b` then warns that no free spare is left.
+
+With Debian's prometheus and prometheus-alertmanager installed, the host alerts come through the
+real chain (receiver.lab.chain: Prometheus scrapes the lab's exporters every second with our
+rules, Alertmanager delivers); otherwise (or with --direct) the demo delivers the Alertmanager
+webhook our host-down rule produces itself.
+Exits 0 only if all of it holds: every HA_Enabled instance of a dead host ends as it was (ACTIVE,
+or SHUTOFF where it was SHUTOFF) on another host (rack-b's on the spare), every other instance is
+left on the dead host, recorded ignored/not_ha_enabled. Stops everything it started.
 """
 
 from __future__ import annotations
@@ -21,6 +31,19 @@ from pathlib import Path
 from typing import Any
 
 from receiver.lab import chain as alert_chain
+from receiver.lab import demo_reserved
+from receiver.lab.demo_support import (
+    describe,
+    follow,
+    host_down_webhook,
+    host_recovery,
+    judge_moves,
+    say,
+    servers_on,
+    show_diagnosis,
+    show_fencing,
+    show_milestones,
+)
 from receiver.lab.stack import Stack, running_stack
 
 HOST = "node-01"
@@ -31,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workdir", type=Path, help="keep logs and state here (default: a temporary folder)")
-    parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the recovery")
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for each recovery")
     parser.add_argument("--direct", action="store_true", help="post the webhook ourselves (no Prometheus)")
     args = parser.parse_args(argv)
     missing = alert_chain.missing_binaries()
@@ -40,25 +63,32 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="lazarus-demo-"))
     say(f"workdir {workdir} (logs: *.log)")
     t0 = time.monotonic()
-    with running_stack(workdir, receivers=1, workers=1, lab_options=_lab_options()) as stack:
+    with running_stack(workdir, receivers=1, workers=1, lab_options=lab_options()) as stack:
         say(
             f"started in {time.monotonic() - t0:.1f}s: redis-server, lab (Nova API {stack.lab.nova_endpoint},"
             f" {len(stack.lab.hosts)} BMCs), receiver {stack.receivers[0][1]} (gunicorn, 2 workers), 1 worker"
         )
+        if not demo_reserved.apply_inventory(stack):
+            return _ended(1, t0)
         if args.direct or missing:
-            return run(stack, args.timeout) or run_others(stack, args.timeout)
+            return _ended(run_all(stack, args.timeout, None), t0)
         with alert_chain.running_chain(stack) as chain:
             alert_chain.wait_for_targets(chain)
             say(
                 f"Prometheus {chain.prometheus_url} scrapes the lab's exporters every second with our rules; "
                 f"Alertmanager {chain.alertmanager_urls[0]} delivers to Lazarus"
             )
-            return run(stack, args.timeout, chain) or run_others(stack, args.timeout)
+            return _ended(run_all(stack, args.timeout, chain), t0)
 
 
-def _lab_options() -> dict[str, Any]:
+def lab_options() -> dict[str, Any]:
+    """Six hosts, four instances each (the 3rd without HA_Enabled, the 4th SHUTOFF), spare-01 kept
+    empty and disabled; rack b's hosts are smaller (see demo_reserved)."""
     return {
-        "hosts": ("node-01", "node-02", "node-03"),
+        "hosts": demo_reserved.lab_hosts(),
+        "servers_per_host": 4,
+        "spares": (demo_reserved.SPARE,),
+        "host_capacity": demo_reserved.RACK_B_CAPACITY,
         "service_down_time": 5.0,
         "report_interval": 1.0,
         "evacuate_delay": 1.0,
@@ -66,35 +96,45 @@ def _lab_options() -> dict[str, Any]:
     }
 
 
+def run_all(stack: Stack, timeout: float, chain: alert_chain.Chain | None) -> int:
+    """Each scenario in turn; the first that does not hold ends the demo (non-zero)."""
+    say(f"--- {HOST} of segment lab (auto) dies: fence it, evacuate what is HA_Enabled")
+    if run(stack, timeout, chain) != 0:
+        return 1
+    if run_others(stack, timeout) != 0:
+        return 1
+    say(f"--- {demo_reserved.HOST} of segment {demo_reserved.SEGMENT} (reserved_host) dies: "
+        f"the reserved spare {demo_reserved.SPARE} takes its instances")  # fmt: skip
+    return 0 if demo_reserved.run(stack, timeout, chain).ok else 1
+
+
+def _ended(code: int, t0: float) -> int:
+    say(f"{'DEMO PASSED' if code == 0 else 'DEMO FAILED'} in {time.monotonic() - t0:.1f}s")
+    return code
+
+
 def run(stack: Stack, timeout: float, chain: alert_chain.Chain | None = None) -> int:
-    before = {s["id"]: s for s in stack.nova(f"/servers/detail?all_tenants=1&host={HOST}")["servers"]}
-    say(
-        f"{HOST} runs {len(before)} instances: "
-        + ", ".join(f"{s['name']} ({s['status']})" for s in before.values())
-    )
+    before = servers_on(stack, HOST)
+    say(f"{HOST} runs {len(before)} instances: {describe(before)}")
     died = datetime.now().astimezone()
     # The failure operators actually get: a hung host (kernel panic, frozen hypervisor) whose BMC
     # still says ON. Only the fence, read back OFF, makes it safe to start its instances elsewhere.
     stack.control.hang(HOST)
     killed = time.monotonic()
     say(f"{HOST} hung: it stops heartbeating, its instances are unreachable, its BMC still says ON")
-    if chain is None:
-        status, answer = stack.post_alerts(_host_down_webhook())
-        if status != 200:
-            say(f"webhook answered {status}: {answer}")
-            return 1
-        result = answer["alerts"][0]
-        uuid = result["notification_uuid"]
-        say(f"Alertmanager webhook delivered: {result['outcome']}, notification {uuid}")
-    else:
-        uuid = alert_chain.wait_for_recovery(stack, HOST, died, timeout)["notification_uuid"]
-        say(f"Prometheus fired LazarusHostDown, Alertmanager delivered it: notification {uuid}")
-    record = _follow(stack, uuid, timeout)
+    uuid = host_recovery(stack, HOST, died, timeout, chain)
+    if uuid is None:
+        return 1
+    record = follow(stack, uuid, timeout)
     took = time.monotonic() - killed
     if chain is not None:
-        seconds = alert_chain.milestones(stack.notification(uuid), died)
-        say("host death -> " + ", ".join(f"{name.replace('_', ' ')} {_s(v)}" for name, v in seconds.items()))
-    return _verdict(stack, record, before, took)
+        show_milestones(stack, uuid, died)
+    show_fencing(record)
+    judged = judge_moves(stack, record, before, HOST)
+    say(f"final status: {record['status']} ({record['reason']}): {record['message']}")
+    say(f"host death to last instance recovered: {took:.1f}s")
+    show_diagnosis(record)
+    return 0 if judged.ok else 1
 
 
 def run_others(stack: Stack, timeout: float) -> int:
@@ -123,7 +163,7 @@ def _process_scenario(stack: Stack, timeout: float) -> int:
         f"state {service['state']}; the record stays open")  # fmt: skip
     stack.control.compute(host, running=True)
     say(f"nova-compute on {host} started again; Lazarus waits for Nova to see it up")
-    record = _follow(stack, uuid, timeout, printed)
+    record = follow(stack, uuid, timeout, printed)
     service = stack.nova(f"/os-services?binary=nova-compute&host={host}")["services"][0]
     ok = record["status"] == "finished" and service["status"] == "enabled" and not record["fencing"]
     verdict = "ok" if ok else "NOT RECOVERED"
@@ -150,7 +190,7 @@ def _instance_scenario(stack: Stack, timeout: float) -> int:
         "uuid": victim["id"],
     }
     uuid = _deliver(stack, labels, f"instance {victim['name']} vanished")
-    record = _follow(stack, uuid, timeout)
+    record = follow(stack, uuid, timeout)
     server = stack.nova(f"/servers/{victim['id']}")["server"]
     ok = (
         record["status"] == "finished"
@@ -161,7 +201,6 @@ def _instance_scenario(stack: Stack, timeout: float) -> int:
     verdict = "ok" if ok else "NOT RECOVERED"
     say(f"instance recovery: {record['status']} ({record['reason']}); {victim['name']} {server['status']} on "
         f"{server['OS-EXT-SRV-ATTR:host']}; BMC: {_bmc_changes(stack, host)}  {verdict}")  # fmt: skip
-    say("DEMO PASSED" if ok else "DEMO FAILED")
     return 0 if ok else 1
 
 
@@ -181,7 +220,7 @@ def _wait_for_step(stack: Stack, uuid: str, name: str, timeout: float) -> int:
 
 
 def _deliver(stack: Stack, labels: dict[str, str], summary: str) -> str:
-    webhook = _host_down_webhook()
+    webhook = host_down_webhook(labels["host"])
     alert = webhook["alerts"][0]
     alert.update(
         labels=labels, annotations={"summary": summary}, fingerprint=f"d3m0{abs(hash(summary)):012x}"[:16]
@@ -199,91 +238,6 @@ def _bmc_changes(stack: Stack, host: str) -> str:
     """Power changes the host's simulated BMC received (reads are the periodic probe's)."""
     counts = stack.control.status().get("bmc_requests", {}).get(host)
     return "no counters" if counts is None else f"{counts['power_changes']} power changes"
-
-
-def _s(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}s"
-
-
-def _follow(stack: Stack, uuid: str, timeout: float, printed: int = 0) -> dict[str, Any]:
-    """Print each step of the record as it appears (after the first `printed`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        record = stack.notification(uuid)
-        for step in record["steps"][printed:]:
-            say(f"  [{step['name']:8}] {step['message']}", at=step["at"])
-        printed = len(record["steps"])
-        if record["status"] in ("finished", "failed", "ignored", "error"):
-            return record
-        if time.monotonic() > deadline:
-            say(f"gave up after {timeout:.0f}s: the recovery is still {record['status']}")
-            return record
-        time.sleep(0.2)
-
-
-def _verdict(stack: Stack, record: dict[str, Any], before: dict[str, dict[str, Any]], took: float) -> int:
-    for attempt in record["fencing"]:
-        say(
-            f"fencing evidence: {attempt['method']} {attempt['bmc']} power {attempt['power_before']} -> "
-            f"{attempt['power_after']} ({attempt['outcome']})"
-        )
-    ok = record["status"] == "finished"
-    for move in record["vmoves"]:
-        server = stack.nova(f"/servers/{move['instance_uuid']}")["server"]
-        host = server["OS-EXT-SRV-ATTR:host"]
-        expected = before[move["instance_uuid"]]["status"]
-        good = host != HOST and server["status"] == expected
-        ok &= good
-        seconds = _seconds(move["start_time"], move["end_time"])
-        say(
-            f"  {move['instance_name']:16} {HOST} -> {host:8} {server['status']:8} "
-            f"(was {expected}) in {seconds}  {'ok' if good else 'NOT RECOVERED'}"
-        )
-    missing = set(before) - {m["instance_uuid"] for m in record["vmoves"]}
-    ok &= not missing
-    say(f"final status: {record['status']} ({record['reason']}): {record['message']}")
-    say(f"host death to last instance recovered: {took:.1f}s")
-    if not ok:
-        say("DEMO FAILED")
-    return 0 if ok else 1
-
-
-def _host_down_webhook() -> dict[str, Any]:
-    """What Alertmanager sends for our LazarusHostDown rule (rules/lazarus-host.rules.yml)."""
-    now = datetime.now().astimezone().isoformat()
-    labels = {"alertname": "LazarusHostDown", "recovery": "host", "host": HOST, "severity": "critical"}
-    alert = {
-        "status": "firing",
-        "labels": labels,
-        "annotations": {"summary": f"Compute host {HOST} is down (all signals agree)"},
-        "startsAt": now,
-        "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus:9090/graph",
-        "fingerprint": "d3m0d3m0d3m0d3m0",
-    }
-    return {
-        "receiver": "lazarus",
-        "status": "firing",
-        "alerts": [alert],
-        "groupLabels": {"host": HOST},
-        "commonLabels": labels,
-        "commonAnnotations": alert["annotations"],
-        "externalURL": "http://alertmanager:9093",
-        "version": "4",
-        "groupKey": f'{{}}:{{host="{HOST}"}}',
-        "truncatedAlerts": 0,
-    }
-
-
-def _seconds(start: str | None, end: str | None) -> str:
-    if not (start and end):
-        return "-"
-    return f"{(datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds():.1f}s"
-
-
-def say(message: str, at: str | None = None) -> None:
-    stamp = at[11:23] if at else datetime.now().astimezone().isoformat()[11:23]
-    print(f"{stamp}  {message}", flush=True)
 
 
 if __name__ == "__main__":
