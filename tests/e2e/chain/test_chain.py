@@ -120,11 +120,21 @@ def test_host_death_is_recovered_through_the_chain(scenario: Scenario) -> None:
     record, stack = scenario.first, scenario.stack
     assert (record["status"], record["reason"]) == ("finished", "completed"), record["message"]
     assert [f["outcome"] for f in record["fencing"]] == ["off_confirmed"]
+    # Every instance is on the record; those with HA_Enabled=True moved, the others stay, by policy.
     assert {m["instance_uuid"] for m in record["vmoves"]} == set(scenario.before)
+    ha = {uuid for uuid, s in scenario.before.items() if s["metadata"].get("HA_Enabled") == "True"}
+    assert ha and ha != set(scenario.before), "the lab's node-01 has both kinds"
     for move in record["vmoves"]:
         server = stack.nova(f"/servers/{move['instance_uuid']}")["server"]
-        assert server["OS-EXT-SRV-ATTR:host"] != "node-01"
-        assert server["status"] == scenario.before[move["instance_uuid"]]["status"]
+        if move["instance_uuid"] in ha:
+            assert move["status"] == "succeeded"
+            assert server["OS-EXT-SRV-ATTR:host"] not in ("node-01", None)
+            assert server["status"] == scenario.before[move["instance_uuid"]]["status"]
+        else:
+            assert (move["status"], move["reason"], move["attempts"]) == ("ignored", "not_ha_enabled", 0)
+            assert server["OS-EXT-SRV-ATTR:host"] == "node-01"
+    assert {a["id"] for a in record["plan"]["assignments"]} == ha
+    assert record["diagnosis"]["summary"] == f"node-01: all {len(ha)} instances moved"
     # Delivered by the real Alertmanagers, with the labels our rule gives it.
     assert {a["external_url"] for a in record["alerts"]} <= set(scenario.chain.alertmanager_urls)
     assert {a["alertname"] for a in record["alerts"]} == {"LazarusHostDown"}
@@ -158,10 +168,17 @@ def test_two_alertmanagers_and_two_receivers_make_exactly_one_recovery(scenario:
 
 
 def test_the_storm_guard_refuses_a_second_fence(scenario: Scenario) -> None:
-    record = scenario.second
+    record, stack = scenario.second, scenario.stack
     assert (record["status"], record["reason"]) == ("ignored", "storm_guard"), record["message"]
     assert record["fencing"] == []
-    assert record["vmoves"] == []
+    # The plan was made before the gate (it records every instance up front); nothing was attempted.
+    assert record["plan"] is not None
+    servers = {s["id"] for s in stack.nova("/servers/detail?all_tenants=1&host=node-02")["servers"]}
+    assert {m["instance_uuid"] for m in record["vmoves"]} == servers
+    assert all(m["attempts"] == 0 and m["dest_host"] is None for m in record["vmoves"])
+    assert {m["status"] for m in record["vmoves"]} <= {"pending", "ignored"}
+    migrations = stack.nova("/os-migrations?migration_type=evacuation")["migrations"]
+    assert not [m for m in migrations if m["source_compute"] == "node-02"]
 
 
 def test_process_and_instance_alerts_reach_lazarus_with_their_labels(scenario: Scenario) -> None:
