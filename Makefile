@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-demo: deps venv ## The whole flow on one machine: a dead host fenced and evacuated
+demo: deps venv ## The whole flow on one machine: dead hosts fenced and evacuated (scheduler, reserved spare), nova-compute and instance failures
 	$(PY) -m receiver.lab.demo
 
 test: deps venv lint typecheck ## Everything: lint, types, unit, integration, e2e (and real Nova when configured)
