@@ -74,3 +74,4 @@ class Reason(enum.StrEnum):
     INSUFFICIENT_CAPACITY = "insufficient_capacity"  # no target (or spare) with room
     NO_FREE_SPARE = "no_free_spare"  # the method needs a reserved spare and none is free
     CAPACITY_HOLD = "capacity_hold"  # the plan falls short and the segment's policy holds for approval
+    RECOVERY_STOPPED = "recovery_stopped"  # a planned move never attempted: the recovery ended first

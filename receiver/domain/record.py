@@ -67,6 +67,7 @@ class Phase(enum.StrEnum):
 
 
 PHASE_ORDER = list(Phase)
+STOPPED = "recovery_stopped"  # Reason.RECOVERY_STOPPED: a move the ended recovery never attempted
 
 
 class MoveStatus(enum.StrEnum):
@@ -183,7 +184,7 @@ class Notification:
                 attempts=0,
                 reason=None,
             )
-            if m.status is MoveStatus.FAILED
+            if m.status is MoveStatus.FAILED or m.reason == STOPPED
             else m
             for m in self.vmoves
         )
@@ -196,6 +197,21 @@ class Notification:
             message=message,
             updated_at=iso(now),
         )
+
+    def stop_pending(self, why: str, now: datetime) -> Notification:
+        """The recovery ended before these planned moves were attempted: say so on each."""
+        moves = tuple(
+            replace(
+                m,
+                status=MoveStatus.IGNORED,
+                reason=STOPPED,
+                message=f"not attempted: the recovery ended ({why})",
+            )
+            if m.status is MoveStatus.PENDING
+            else m
+            for m in self.vmoves
+        )
+        return replace(self, vmoves=moves, updated_at=iso(now))
 
     def advance(self, phase: Phase, now: datetime) -> Notification:
         """Move the resumable pointer forward; never backwards."""

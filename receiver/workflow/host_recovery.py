@@ -18,7 +18,7 @@ from receiver.domain.evacuation import judge_outcome
 from receiver.domain.model import ComputeService
 from receiver.domain.placement import ROUTES, Plan
 from receiver.domain.reasons import Reason
-from receiver.domain.record import FenceAttempt, MoveStatus, Notification, Phase, Status, VMove, iso
+from receiver.domain.record import STOPPED, FenceAttempt, MoveStatus, Notification, Phase, Status, VMove, iso
 from receiver.errors import ComputeError, ComputeRejected, ConfigError, NotFound
 from receiver.inventory import BmcSpec
 from receiver.ports import Compute
@@ -82,17 +82,19 @@ def lock_reason(uuid: str) -> str:
 
 def _with_diagnosis(record: Notification, status: Status, reason: str, message: str) -> Notification:
     """Every ended host recovery carries a diagnosis: what moved, and why the rest did not."""
+    at = datetime.fromisoformat(record.updated_at)
+    record = record.stop_pending(reason, at)
     if status not in (Status.FINISHED, Status.FAILED):
         return record
     plan = Plan.from_dict(record.plan) if record.plan else None
     diagnosis = diagnose(
         host=record.hostname or "",
         plan=plan,
-        outcomes=outcomes_from_vmoves([m for m in record.vmoves if m.reason is None]),
+        outcomes=outcomes_from_vmoves([m for m in record.vmoves if m.reason in (None, STOPPED)]),
         stopped_reason=reason,
         stopped_message=message,
     )
-    return record.with_diagnosis(diagnosis.to_dict(), datetime.fromisoformat(record.updated_at))
+    return record.with_diagnosis(diagnosis.to_dict(), at)
 
 
 def _check(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Notification | None:

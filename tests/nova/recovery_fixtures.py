@@ -152,7 +152,7 @@ def victim_servers(real_nova: RealNova) -> Iterator[VictimServers]:
     try:
         for index in range(3):
             name = f"{SERVER_TAG}-{index}-{uuid.uuid4().hex[:6]}"
-            owned.append(real_nova.admin.boot(host, name, {SERVER_TAG: name}))
+            owned.append(real_nova.admin.boot(host, name, {SERVER_TAG: name, "HA_Enabled": "True"}))
         for server_id in owned:
             real_nova.admin.wait_status(server_id, "ACTIVE")
         real_nova.admin.stop(owned[-1])
@@ -306,11 +306,14 @@ def make_rig(
     redis_client: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Callable[..., NovaRecoveryRig]]:
-    """make_rig(fault="none", **settings) -> a BMC simulator for the victim, a clouds.yaml for
-    the real Nova, and services on the private Redis with an inventory naming that BMC."""
+    """make_rig(fault="none", spare=None, **settings) -> a BMC simulator for the victim, a
+    clouds.yaml for the real Nova, and services on the private Redis with an inventory naming
+    that BMC. With `spare`, the segment uses `reserved_host` and that compute host is its
+    reserved spare (its nova-compute disabled now, enabled again afterwards)."""
     started: list[BmcSim] = []
+    spares: list[str] = []
 
-    def make(fault: str = "none", **settings: Any) -> NovaRecoveryRig:
+    def make(fault: str = "none", spare: str | None = None, **settings: Any) -> NovaRecoveryRig:
         host = real_nova.victim
         bmc = start_bmc(tmp_path / f"bmc-{len(started)}", host, real_nova.nodectl, fault)
         started.append(bmc)
@@ -326,11 +329,15 @@ def make_rig(
         }
         merged = {key: {**defaults.get(key, {}), **value} for key, value in settings.items()}
         services = build(make_settings(**{**defaults, **merged}))
+        if spare is not None:
+            spares.append(spare)
+            compute = services.compute()
+            compute.disable(compute.service(spare), "reserved spare (lazarus real-Nova test)")
         inventory = {
             "segments": [
                 {
                     "name": "nova-recovery",
-                    "recovery_method": "auto",
+                    "recovery_method": "auto" if spare is None else "reserved_host",
                     # The bed's servers are image-backed; its computes share nothing, but the fake
                     # driver keeps no disk either: nothing is lost by a rebuild.
                     "shared_storage": True,
@@ -344,7 +351,8 @@ def make_rig(
                                 "username": bmc.username,
                                 "password": {"file": str(bmc.password_file)},
                             },
-                        }
+                        },
+                        *([{"name": spare, "reserved": True}] if spare else []),
                     ],
                 }
             ]
@@ -357,3 +365,5 @@ def make_rig(
     finally:
         for bmc in started:
             bmc.stop()
+        for name in spares:
+            real_nova.admin.update_service(name, status="enabled")

@@ -21,6 +21,7 @@ from receiver.domain.record import MoveStatus, Notification, Phase, Status
 from receiver.workflow.host_recovery import disable_reason
 from tests.nova.recovery_fixtures import (
     NovaRecoveryRig,
+    RealNova,
     VictimServers,
     make_rig,
     real_nova,
@@ -87,7 +88,13 @@ def test_dead_host_is_fenced_and_evacuated_on_real_nova(
     assert not rig.nova.compute_running(host)
     # the safety order: fence, then force down + disable, then plan and evacuate
     succeeded = [s.name for s in record.steps if s.state == "succeeded"]
-    assert succeeded.index("fence") < succeeded.index("nova") < succeeded.index("plan")
+    # The capacity plan is made before the fence; evacuations only after Nova is told.
+    assert (
+        succeeded.index("plan")
+        < succeeded.index("fence")
+        < succeeded.index("nova")
+        < succeeded.index("evacuate")
+    )
 
     service = rig.nova.admin.service(host)
     assert (service["forced_down"], service["status"], service["state"]) == (True, "disabled", "down")
@@ -135,8 +142,11 @@ def test_bmc_stuck_on_stops_before_nova_on_real_nova(
     assert record.fencing and all(a.outcome == "power_still_on" for a in record.fencing)
     assert all((a.power_before, a.power_after) == ("on", "on") for a in record.fencing)
     assert not record.reached(Phase.NOVA_FORCED_DOWN)
-    assert record.vmoves == ()
-    assert not any(s.name in ("nova", "plan", "evacuate") for s in record.steps)
+    # Planned before the fence, never attempted.
+    assert record.vmoves and all(
+        (m.status, m.reason, m.attempts) == (MoveStatus.IGNORED, "recovery_stopped", 0) for m in record.vmoves
+    )
+    assert not any(s.name in ("nova", "evacuate", "lock", "spare") for s in record.steps)
 
     assert rig.nova.evacuations(host, victim_servers.ids) == []
     service = rig.nova.admin.service(host)
@@ -146,3 +156,27 @@ def test_bmc_stuck_on_stops_before_nova_on_real_nova(
         assert server is not None
         assert (server["OS-EXT-SRV-ATTR:host"], server["status"]) == (host, prior)
     assert_no_secret(rig, record, caplog)
+
+
+def test_reserved_host_takes_the_spare_into_service_on_real_nova(
+    victim_servers: VictimServers, make_rig: Callable[..., NovaRecoveryRig], real_nova: RealNova
+) -> None:
+    """Masakari's reserved_host on the real Nova: the spare's service is enabled, each instance
+    is locked with a reason, evacuated to the named spare (the scheduler validates it), and
+    unlocked; SHUTOFF stays SHUTOFF."""
+    host = victim_servers.host
+    up = [h for h in real_nova.target.other_hosts(host) if real_nova.admin.service(h)["state"] == "up"]
+    spare = up[-1]
+    rig = make_rig(spare=spare)
+    record = recover(rig, host)
+    assert record.status is Status.FINISHED, f"{record.reason}: {record.message}\n{record.steps}"
+    assert record.plan is not None and record.plan["spares_used"] == [spare]
+    for move in record.vmoves:
+        assert (move.status, move.target_host, move.dest_host) == (MoveStatus.SUCCEEDED, spare, spare)
+        server = rig.nova.admin.call("GET", f"/servers/{move.instance_uuid}")["server"]
+        assert server["status"] == victim_servers.prior_status[move.instance_uuid]
+        assert (server["locked"], server["locked_reason"]) == (False, None)
+    assert rig.nova.admin.service(spare)["status"] == "enabled"
+    view = rig.services.inventory.host(spare)
+    assert view is not None and not view.spec.reserved
+    assert sum(1 for s in record.steps if s.name == "lock" and "unlocked" in s.message) == len(record.vmoves)

@@ -75,3 +75,25 @@ def test_round_trip() -> None:
         .advance(Phase.EVACUATING, NOW)
     )
     assert Notification.from_dict(r.to_dict()) == r
+
+
+def test_moves_a_stopped_recovery_never_attempted_say_so_and_come_back_on_retry() -> None:
+    planned = VMove("i-1", "vm", "node-01", "ACTIVE", target_host="spare-01", route="reserved_host")
+    left = VMove("i-2", "vm2", "node-01", "ACTIVE", status=MoveStatus.IGNORED, reason="pci_passthrough")
+    failed = (
+        record(Status.RUNNING).with_vmove(planned, NOW).with_vmove(left, NOW).stop_pending("bmc_refused", NOW)
+    )
+    stopped = failed.vmove("i-1")
+    assert stopped is not None
+    assert (stopped.status, stopped.reason) == (MoveStatus.IGNORED, "recovery_stopped")
+    assert "recovery ended (bmc_refused)" in stopped.message
+    assert failed.vmove("i-2") == left
+    again = failed.transition(Status.FAILED, NOW).reopen(NOW, "retry")
+    back = again.vmove("i-1")
+    assert back is not None and (back.status, back.reason, back.target_host) == (
+        MoveStatus.PENDING,
+        None,
+        "spare-01",
+    )
+    assert again.vmove("i-2") == left  # cannot be evacuated: stays left out
+    assert Notification.from_dict(again.to_dict()) == again
