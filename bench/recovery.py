@@ -6,10 +6,10 @@ the record seen finished; the per-phase breakdown comes from the record's own st
 
     pickup    record created -> the worker starts the job (RQ queue + work-horse fork)
     check     inventory gate
-    fence     IPMI power off and read back OFF (the host is already off: the lab "killed" it)
+    plan      the capacity plan, before any fence: servers, hypervisors, selection, placement
+    fence     re-verification, then IPMI power off and read back OFF (the lab "killed" the host)
     nova      compute service forced down, then disabled
-    plan      list the host's servers
-    evacuate  every instance evacuated and confirmed (bounded concurrency)
+    evacuate  every instance locked, evacuated, confirmed and unlocked (bounded concurrency)
     finish    the record closed
 
 With evacuate_delay d and concurrency c the evacuate phase cannot be shorter than
@@ -32,7 +32,7 @@ from receiver.lab.stack import Stack, running_stack
 from receiver.lab.topology import LabOptions
 
 HOST = "node-01"
-PHASES = ("check", "fence", "nova", "plan", "evacuate")
+PHASES = ("check", "plan", "fence", "nova", "evacuate")
 ENDED = ("finished", "failed", "ignored", "error")
 POLL_S = 0.05  # how often the benchmark reads the record: the resolution of `wall_s`
 
@@ -112,6 +112,7 @@ def _one(workdir: Path, instances: int, params: RecoveryParams) -> dict[str, Any
         "evacuation": {
             "poll_interval_s": params.poll_interval_s,
             "concurrency": params.evacuation_concurrency,
+            "evacuate_all": True,  # every one of the N instances, HA_Enabled or not
         },
     }
     began = time.perf_counter()

@@ -13,7 +13,13 @@ def table(results: dict[str, Any]) -> str:
         f"load {' '.join(f'{x:.2f}' for x in m['loadavg'])}, commit {(m['git_commit'] or '?')[:10]}, "
         f"{results['duration_s']:.0f} s in all",
     ]
-    render = {"intake": _intake, "lab_scale": _lab_scale, "recovery": _recovery, "ipmi": _ipmi}
+    render = {
+        "intake": _intake,
+        "lab_scale": _lab_scale,
+        "recovery": _recovery,
+        "ipmi": _ipmi,
+        "placement": _placement,
+    }
     for name, bench in results["benchmarks"].items():
         lines.append("")
         if not bench["ok"]:
@@ -124,9 +130,9 @@ def _recovery(bench: dict[str, Any]) -> list[str]:
         "answer ms",
         "pickup",
         "check",
+        "plan",
         "fence",
         "nova",
-        "plan",
         "evacuate",
         "ideal",
         "evac/ideal",
@@ -143,9 +149,9 @@ def _recovery(bench: dict[str, Any]) -> list[str]:
                 s["webhook_answer_ms_median"],
                 ph["pickup"],
                 ph["check"],
+                ph["plan"],
                 ph["fence"],
                 ph["nova"],
-                ph["plan"],
                 ph["evacuate"],
                 s["evacuate_ideal_s"],
                 s["evacuate_over_ideal_median"],
@@ -171,3 +177,17 @@ def _ipmi(bench: dict[str, Any]) -> list[str]:
             f"IpmiPower p50 / ipmitool p50 (same BMC): {bench['pyghmi_child_over_ipmitool_p50']:.1f}"
         )
     return lines
+
+
+def _placement(bench: dict[str, Any]) -> list[str]:
+    sizes = [f"{n}x{t}" for n, t in bench["parameters"]["sizes"]]
+    p = bench["parameters"]
+    title = (
+        f"capacity plan (selection + placement, pure; instances x hosts, {p['spares']} spares), "
+        f"median of {p['repeats']}; one large plan peaks at {bench['large_plan_peak_kib']:.0f} KiB"
+    )
+    rows = [
+        [m["method"], *(m["ms_median"][s] for s in sizes), m["large_over_small"], m["work_ratio"]]
+        for m in bench["methods"]
+    ]
+    return [title, *_grid(["method", *(f"{s} ms" for s in sizes), "large/small", "work ratio"], rows)]

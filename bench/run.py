@@ -1,6 +1,6 @@
 """`make bench`: run the benchmarks, write bench.json, print a short table.
 
-    python -m bench.run --out bench-results/ [--only intake,lab_scale,recovery,ipmi] [--quick]
+    python -m bench.run --out bench-results/ [--only intake,lab_scale,recovery,ipmi,placement] [--quick]
 
 Every benchmark starts its own processes (redis-server, the lab, gunicorn, RQ workers) on free
 ports under a temporary work directory, kept when something fails. Timings are reported, never
@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import intake, ipmi, lab_scale, recovery
+from bench import intake, ipmi, lab_scale, placement, recovery
 from bench.machine import machine
 from bench.report import table
 
@@ -35,12 +35,14 @@ def benchmarks(quick: bool) -> dict[str, Benchmark]:
             "lab_scale": lambda d: lab_scale.run(d, lab_scale.LabScaleParams(queries=20, idle_window_s=1)),
             "recovery": lambda d: recovery.run(d, recovery.RecoveryParams(repeats=1)),
             "ipmi": lambda d: ipmi.run(d, ipmi.IpmiParams(cycles=5)),
+            "placement": lambda d: placement.run(d, placement.PlacementParams(repeats=3)),
         }
     return {
         "intake": lambda d: intake.run(d, intake.IntakeParams()),
         "lab_scale": lambda d: lab_scale.run(d, lab_scale.LabScaleParams()),
         "recovery": lambda d: recovery.run(d, recovery.RecoveryParams()),
         "ipmi": lambda d: ipmi.run(d, ipmi.IpmiParams()),
+        "placement": lambda d: placement.run(d, placement.PlacementParams()),
     }
 
 

@@ -291,7 +291,7 @@ def _prepare(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Not
         status, reason, message = judge_outcome(list(record.vmoves), hostname)
         return ctx.finish(status, reason, message)
     names = ", ".join(m.instance_name for m in pending)
-    ctx.step("plan", "succeeded", f"{len(pending)} instances to evacuate from {hostname}: {names}")
+    ctx.step("evacuate", "ready", f"{len(pending)} instances to evacuate from {hostname}: {names}")
     return None
 
 
