@@ -239,3 +239,47 @@ def test_an_approval_never_stands_in_for_a_fence_that_failed(lab_rig: LabRig) ->
     assert "approved_by" not in again.marks
     assert lab_rig.evacuations() == []
     assert lab_rig.service("node-01")["forced_down"] is False
+
+
+@lab("reserved_host")
+@pytest.mark.parametrize(
+    "lab_settings", [{"evacuation": {"add_reserved_host_to_aggregate": True}}], indirect=True
+)
+def test_a_spare_joins_the_failed_hosts_aggregates_first(lab_rig: LabRig) -> None:
+    import openstack
+
+    conn = openstack.connect(**lab_rig.lab.openstack_auth())
+    rack = conn.compute.create_aggregate(name="rack-a")
+    conn.compute.add_host_to_aggregate(rack, "node-01")
+    other = conn.compute.create_aggregate(name="elsewhere")
+    record = recover(lab_rig)
+    assert record.status is Status.FINISHED, record.message
+    assert "spare-01" in conn.compute.get_aggregate(rack).hosts
+    assert "spare-01" not in (conn.compute.get_aggregate(other).hosts or [])
+    assert any(s.name == "spare" and "aggregate rack-a" in s.message for s in record.steps)
+
+
+@lab("reserved_host", capacity=(f"spare-01:memory_mb={ONE_MORE}",))
+def test_the_highest_priority_instance_gets_the_room_there_is(lab_rig: LabRig) -> None:
+    vip = lab_rig.control.add_server(
+        "vip", "node-01", metadata={"HA_Enabled": "True", "lazarus:priority": "10"}
+    )
+    record = recover(lab_rig)
+    assert moved(record)["vip"].dest_host == "spare-01"
+    assert record.plan is not None and record.plan["order"][0] == vip
+    assert {m.reason for m in record.vmoves if m.status is MoveStatus.IGNORED} == {
+        "insufficient_capacity",
+        "not_ha_enabled",
+    }
+
+
+@lab("auto", capacity=FULL_NODES)
+@pytest.mark.parametrize(
+    "lab_settings", [{"evacuation": {"capacity_policy": "proceed_with_what_fits"}}], indirect=True
+)
+def test_proceed_with_what_fits_attempts_nothing_without_room(lab_rig: LabRig) -> None:
+    record = recover(lab_rig)
+    assert (record.status, record.reason) == (Status.FAILED, "insufficient_capacity"), record.message
+    assert lab_rig.evacuations() == []
+    assert record.fencing and record.fencing[-1].outcome == "off_confirmed"  # the host is fenced all the same
+    assert record.diagnosis is not None and "did not fit" in record.diagnosis["summary"]
