@@ -106,7 +106,7 @@ def test_servers_on_a_host(target) -> None:
     assert (active.status, active.vm_state, active.task_state) == ("ACTIVE", "active", None)
     assert (shutoff.status, shutoff.vm_state, shutoff.task_state) == ("SHUTOFF", "stopped", None)
     assert active.name.startswith("lazarus-contract-") and active.locked is False
-    assert active.metadata == {"lazarus-contract": active.name}
+    assert active.metadata == {"lazarus-contract": active.name, "HA_Enabled": "True"}
     assert (active.flavor.get("original_name"), active.flavor.get("vcpus")) == target.flavor
     assert target.compute().server(running) == active
 
