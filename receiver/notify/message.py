@@ -15,7 +15,7 @@ from typing import Any
 from receiver.domain.alerts import NotificationType
 from receiver.domain.events import EventKind
 from receiver.domain.reasons import Reason
-from receiver.domain.record import MoveStatus, Notification, Phase, Status
+from receiver.domain.record import STOPPED, MoveStatus, Notification, Phase, Status
 
 ACTIONS_KEPT = 12
 
@@ -215,15 +215,19 @@ def instances_note(record: Notification) -> str:
     ]
     if not in_play and record.reached(Phase.EVACUATING):
         return ", ".join(["none to move" if moves else "no instances were on the host", *left])
-    started = any(m.status is not MoveStatus.PENDING or m.attempts for m in in_play)
+    # A move the ended recovery never attempted (recovery_stopped) did not start either.
+    started = any((m.status is not MoveStatus.PENDING and m.reason != STOPPED) or m.attempts for m in in_play)
     if not started and not record.reached(Phase.EVACUATING):
         return ", ".join([_not_started(record), *left])
     counts = {s: sum(1 for m in in_play if m.status is s) for s in MoveStatus}
     parts = [f"{counts[MoveStatus.SUCCEEDED]} of {len(in_play)} moved"]
     if counts[MoveStatus.FAILED]:
         parts.append(f"{counts[MoveStatus.FAILED]} failed")
-    if counts[MoveStatus.IGNORED]:
-        parts.append(f"{counts[MoveStatus.IGNORED]} gone")
+    stopped = sum(1 for m in in_play if m.reason == STOPPED)
+    if counts[MoveStatus.IGNORED] - stopped:
+        parts.append(f"{counts[MoveStatus.IGNORED] - stopped} gone")
+    if stopped:
+        parts.append(f"{stopped} never attempted: {record.message}")
     waiting = counts[MoveStatus.PENDING] + counts[MoveStatus.ONGOING]
     if waiting:
         parts.append(f"{waiting} not finished" + ("" if record.status.is_open else f": {record.message}"))
