@@ -10,6 +10,7 @@ segment or `evacuation.evacuate_all` says evacuate all, which the demo does not)
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -187,18 +188,19 @@ def show_milestones(stack: Stack, uuid: str, died: datetime) -> None:
     say("host death -> " + ", ".join(f"{name.replace('_', ' ')} {_s(v)}" for name, v in spans.items()))
 
 
-def host_down_webhook(host: str) -> dict[str, Any]:
-    """What Alertmanager sends for our LazarusHostDown rule (rules/lazarus-host.rules.yml)."""
-    now = datetime.now().astimezone().isoformat()
+def host_down_webhook(host: str, starts_at: datetime | None = None) -> dict[str, Any]:
+    """What Alertmanager sends for our LazarusHostDown rule (rules/lazarus-host.rules.yml); the same
+    host and start give the same alert (fingerprint and startsAt are Lazarus's dedup key)."""
+    moment = starts_at or datetime.now().astimezone()
     labels = {"alertname": "LazarusHostDown", "recovery": "host", "host": host, "severity": "critical"}
     alert = {
         "status": "firing",
         "labels": labels,
         "annotations": {"summary": f"Compute host {host} is down (all signals agree)"},
-        "startsAt": now,
+        "startsAt": moment.isoformat(),
         "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "http://prometheus:9090/graph",
-        "fingerprint": f"d3m0{abs(hash(host)):012x}"[:16],
+        "fingerprint": hashlib.sha256(repr(sorted(labels.items())).encode()).hexdigest()[:16],
     }
     return {
         "receiver": "lazarus",
