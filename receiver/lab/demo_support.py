@@ -170,8 +170,13 @@ def show_diagnosis(record: dict[str, Any]) -> None:
     if not diagnosis:
         say("diagnosis: none on the record")
         return
-    say(f"diagnosis: {diagnosis['summary']}")
-    for finding in diagnosis.get("findings", ()):
+    findings = diagnosis.get("findings") or ()
+    if not findings:
+        say(f"diagnosis: {diagnosis['summary']}")
+        return
+    # The summary is the head line and the findings joined: show the head, then one finding a line.
+    say(f"diagnosis: {diagnosis['summary'].split('; ')[0]}")
+    for finding in findings:
         say(f"  {finding['cause']}: {finding['message']}")
 
 
