@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from receiver.domain.model import Migration, Server
+from receiver.domain.placement import CAPACITY_REASONS
 from receiver.domain.reasons import Reason
 from receiver.domain.record import MoveStatus, Status, VMove
+from receiver.domain.selection import LEFT_BY_POLICY, NON_EVACUABLE
 
 
 class MoveVerdict(enum.StrEnum):
@@ -151,7 +153,7 @@ def judge_outcome(moves: Sequence[VMove], host: str) -> tuple[Status, Reason, st
     failed = [m for m in moves if m.status is MoveStatus.FAILED]
     stuck = [m for m in moves if m.status is MoveStatus.IGNORED and m.reason in UNRECOVERED]
     moved = [m for m in moves if m.status is MoveStatus.SUCCEEDED]
-    by_policy = [m for m in moves if m.status is MoveStatus.IGNORED and m.reason in _BY_POLICY]
+    by_policy = [m for m in moves if m.status is MoveStatus.IGNORED and m.reason in LEFT_BY_POLICY]
     tail = f"; {len(by_policy)} left by policy (not HA-enabled, or ERROR skipped)" if by_policy else ""
     if failed:
         detail = "; ".join(f"{m.instance_name}: {m.message}" for m in failed)
@@ -180,16 +182,5 @@ def judge_outcome(moves: Sequence[VMove], host: str) -> tuple[Status, Reason, st
     return Status.FINISHED, Reason.COMPLETED, f"{len(moved)} instances recovered off {host}{tail}"
 
 
-_BY_POLICY = frozenset({Reason.NOT_HA_ENABLED.value, Reason.INSTANCE_IN_ERROR.value})
 # What a human must look at: instances that cannot move at all, or found no room.
-UNRECOVERED = frozenset(
-    r.value
-    for r in (
-        Reason.PCI_PASSTHROUGH,
-        Reason.LOCAL_DISK,
-        Reason.NUMA_UNSATISFIABLE,
-        Reason.INSUFFICIENT_CAPACITY,
-        Reason.NO_FREE_SPARE,
-        Reason.FLAVOR_UNKNOWN,
-    )
-)
+UNRECOVERED = NON_EVACUABLE | CAPACITY_REASONS

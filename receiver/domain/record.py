@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from receiver.domain.alerts import NotificationType
+from receiver.domain.reasons import Reason
 
 
 class Status(enum.StrEnum):
@@ -67,7 +68,7 @@ class Phase(enum.StrEnum):
 
 
 PHASE_ORDER = list(Phase)
-STOPPED = "recovery_stopped"  # Reason.RECOVERY_STOPPED: a move the ended recovery never attempted
+STOPPED = Reason.RECOVERY_STOPPED.value  # a move the ended recovery never attempted
 
 
 class MoveStatus(enum.StrEnum):

@@ -37,6 +37,8 @@ from receiver.domain.reasons import Reason
 
 # Reasons for an instance that cannot be evacuated at all (as opposed to one left out by policy).
 NON_EVACUABLE = frozenset({Reason.PCI_PASSTHROUGH, Reason.LOCAL_DISK, Reason.NUMA_UNSATISFIABLE})
+# Reasons for an instance the policy leaves out (no failure: nobody asked for it to move).
+LEFT_BY_POLICY = frozenset({Reason.NOT_HA_ENABLED, Reason.INSTANCE_IN_ERROR})
 
 _PRIORITY = re.compile(r"[+-]?[0-9]{1,9}")
 _PINNED_POLICIES = frozenset({"dedicated", "mixed"})  # mixed: counted as all dedicated (conservative)

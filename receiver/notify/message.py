@@ -14,8 +14,10 @@ from typing import Any
 
 from receiver.domain.alerts import NotificationType
 from receiver.domain.events import EventKind
+from receiver.domain.placement import CAPACITY_REASONS
 from receiver.domain.reasons import Reason
 from receiver.domain.record import STOPPED, MoveStatus, Notification, Phase, Status
+from receiver.domain.selection import LEFT_BY_POLICY, NON_EVACUABLE
 
 ACTIONS_KEPT = 12
 
@@ -188,14 +190,9 @@ def what_failed(record: Notification) -> str:
 
 # Moves the plan recorded as left out (ignored with the reason): counted apart from the moves in play.
 _LEFT_OUT = (
-    ("left by policy", frozenset({Reason.NOT_HA_ENABLED, Reason.INSTANCE_IN_ERROR})),
-    ("cannot move", frozenset({Reason.PCI_PASSTHROUGH, Reason.LOCAL_DISK, Reason.NUMA_UNSATISFIABLE})),
-    (
-        "without room",
-        frozenset(
-            {Reason.INSUFFICIENT_CAPACITY, Reason.NO_FREE_SPARE, Reason.FLAVOR_UNKNOWN, Reason.CAPACITY_HOLD}
-        ),
-    ),
+    ("left by policy", LEFT_BY_POLICY),
+    ("cannot move", NON_EVACUABLE),
+    ("without room", CAPACITY_REASONS),
 )
 _PLANNED_OUT = frozenset().union(*(reasons for _, reasons in _LEFT_OUT))
 
