@@ -8,7 +8,7 @@ stopped: an ACTIVE instance that arrives SHUTOFF needs a start, not a verdict of
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -108,6 +108,21 @@ class RetryDecision:
     route: str = "auto"
 
 
+def next_target(
+    tried: Collection[str], routes: Sequence[str], spares: Sequence[str]
+) -> tuple[str | None, str] | None:
+    """The first target the method's routes offer that was not `tried` (a spare's name, or
+    SCHEDULER for Nova's choice): (target, route), target None for the scheduler."""
+    for route in routes:
+        if route == "reserved_host":
+            spare = next((s for s in spares if s not in tried), None)
+            if spare is not None:
+                return spare, route
+        elif SCHEDULER not in tried:
+            return None, route
+    return None
+
+
 def retry_target(
     move: VMove,
     server: Server,
@@ -130,17 +145,11 @@ def retry_target(
     if server.task_state:
         return RetryDecision(False, f"Nova is still working on it ({server.task_state}); not sent again")
     tried = {*move.tried_hosts, move.target_host or SCHEDULER}
-    options: list[tuple[str | None, str]] = []
-    for route in routes:
-        if route == "reserved_host":
-            options += [(spare, route) for spare in spares if spare not in tried]
-        elif SCHEDULER not in tried:
-            options.append((None, route))
-    if not options and "auto" in routes:
-        options.append((None, "auto"))  # the scheduler may well choose another host this time
-    if not options:
+    # When every target was tried, the scheduler may well choose another host this time.
+    option = next_target(tried, routes, spares) or ((None, "auto") if "auto" in routes else None)
+    if option is None:
         return RetryDecision(False, "no other target the recovery method allows")
-    target, route = options[0]
+    target, route = option
     where = f"spare {target}" if target else "a host of the scheduler's choice"
     return RetryDecision(
         True, f"retrying on {where} (attempt {move.attempts + 1} of {max_attempts})", target, route

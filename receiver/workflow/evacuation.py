@@ -154,11 +154,9 @@ def _retry(
                     instance=move.instance_uuid,
                 )
             return None
-        if decision.target is not None and rules.spares is not None:
-            problem = rules.spares.prepare(decision.target)
-            if problem is not None:
-                ctx.step("spare", "failed", problem)
-                continue  # that spare is no longer offered: decide again
+        pool = rules.spares
+        if decision.target is not None and pool is not None and pool.prepare(decision.target) is not None:
+            continue  # that spare is no longer offered: decide again
         break
     tried = (*move.tried_hosts, move.target_host or SCHEDULER)
     retried = replace(

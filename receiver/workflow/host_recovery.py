@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from receiver.domain.diagnosis import diagnose, outcomes_from_vmoves
-from receiver.domain.evacuation import judge_outcome
+from receiver.domain.evacuation import SCHEDULER, judge_outcome, next_target
 from receiver.domain.model import ComputeService
 from receiver.domain.placement import ROUTES, Plan
 from receiver.domain.reasons import Reason
@@ -28,7 +28,7 @@ from receiver.workflow.deps import HostRecoveryDeps
 from receiver.workflow.evacuation import MoveRules, run_moves
 from receiver.workflow.fencing import fence
 from receiver.workflow.retry import retry_transient
-from receiver.workflow.spares import SparePool, take_into_service
+from receiver.workflow.spares import SparePool
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,16 @@ def run(ctx: RecoveryContext, deps: HostRecoveryDeps) -> Notification:
 
 def _move_rules(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> MoveRules:
     record = ctx.record()
-    method = str((record.plan or {}).get("method", "auto"))
-    routes = tuple(r.value for r in ROUTES.get(method, ROUTES["auto"]))
-    ready = [str(s) for s in (record.plan or {}).get("spares_used", ())]
-    spares = SparePool(ctx, deps, hostname, ready) if "reserved_host" in routes else None
+    routes = _routes(record)
+    planned = [str(s) for s in (record.plan or {}).get("spares_used", ())]
+    spares = SparePool(ctx, deps, hostname, planned, taken=True) if "reserved_host" in routes else None
     return MoveRules(deps.settings.evacuation, routes, spares, lock_reason(ctx.uuid))
+
+
+def _routes(record: Notification) -> tuple[str, ...]:
+    """The recovery method's routes, in order (a record from before plans: auto)."""
+    method = str((record.plan or {}).get("method", "auto"))
+    return tuple(r.value for r in ROUTES.get(method, ROUTES["auto"]))
 
 
 def lock_reason(uuid: str) -> str:
@@ -266,23 +271,21 @@ def _prepare(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Not
         return _nova_failure(ctx, exc, f"listing instances on {hostname}")
     record = ctx.record()
     late = preflight.late_moves(ctx, deps, [s for s in servers if record.vmove(s.id) is None], hostname)
-    spares = [str(s) for s in (record.plan or {}).get("spares_used", ())]
-    failed_spares = {}
-    for spare in spares:
-        problem = take_into_service(ctx, deps, spare, hostname)
-        if problem is not None:
-            failed_spares[spare] = problem
-            ctx.step("spare", "failed", problem)
+    planned = [str(s) for s in (record.plan or {}).get("spares_used", ())]
+    pool = SparePool(ctx, deps, hostname, planned, taken=False)
+    for spare in planned:
+        pool.prepare(spare)
+    unusable = pool.unusable()
+    routes = _routes(record)
+    ready = [s for s in planned if s not in unusable]
     now = ctx.clock.now()
 
     def record_moves(r: Notification) -> Notification:
         for move in late:
             r = r.with_vmove(move, now)
-        ready = [s for s in spares if s not in failed_spares]
         for move in r.vmoves:
-            if move.status is MoveStatus.PENDING and move.target_host in failed_spares:
-                problem = failed_spares[move.target_host]
-                r = r.with_vmove(_retarget(move, problem, str((r.plan or {}).get("method")), ready), now)
+            if move.status is MoveStatus.PENDING and move.target_host in unusable:
+                r = r.with_vmove(_retarget(move, routes, ready), now)
         return r.advance(Phase.EVACUATING, now)
 
     record = ctx.update(record_moves)
@@ -295,20 +298,16 @@ def _prepare(ctx: RecoveryContext, deps: HostRecoveryDeps, hostname: str) -> Not
     return None
 
 
-def _retarget(move: VMove, problem: str, method: str, ready: list[str]) -> VMove:
-    """A move whose planned spare could not be taken into service: the next ready spare, else
-    the scheduler where the method allows, else left out with the reason."""
-    routes = [r.value for r in ROUTES.get(method, ())]
-    if "reserved_host" in routes and ready:
-        return replace(move, target_host=ready[0], message=f"planned spare unusable ({problem})")
-    if "auto" in routes:
-        return replace(move, target_host=None, route="auto", message=f"planned spare unusable ({problem})")
-    return replace(
-        move,
-        status=MoveStatus.IGNORED,
-        reason=Reason.NO_FREE_SPARE.value,
-        message=f"not attempted: its spare could not be used ({problem}) and no other is ready",
-    )
+def _retarget(move: VMove, routes: tuple[str, ...], ready: list[str]) -> VMove:
+    """A move whose planned spare could not be taken into service: the next target the method
+    offers, else left out with the reason."""
+    option = next_target({move.target_host or SCHEDULER}, routes, ready)
+    why = f"planned spare {move.target_host} could not be taken into service"
+    if option is None:
+        message = f"not attempted: {why} and the method offers no other target"
+        return replace(move, status=MoveStatus.IGNORED, reason=Reason.NO_FREE_SPARE.value, message=message)
+    target, route = option
+    return replace(move, target_host=target, route=route, message=why)
 
 
 def _nova_failure(ctx: RecoveryContext, exc: ComputeError, doing: str) -> Notification:

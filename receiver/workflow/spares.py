@@ -58,31 +58,41 @@ def _join_aggregates(ctx: RecoveryContext, deps: HostRecoveryDeps, spare: str, f
             ctx.step("spare", "progress", f"spare {spare} added to aggregate {aggregate.name} of {failed}")
 
 
-class SparePool:
-    """The reserved spares a recovery may evacuate to: those its plan took into service, then
-    the segment's other free spares, taken on demand when a move is retried. Thread-safe:
-    moves run concurrently."""
+UNUSABLE = "spare_unusable:"  # mark prefix: a spare this recovery could not take into service
 
-    def __init__(self, ctx: RecoveryContext, deps: HostRecoveryDeps, failed: str, ready: list[str]) -> None:
+
+class SparePool:
+    """The reserved spares a recovery may evacuate to: its plan's spares, then the segment's
+    other free spares, taken on demand when a move is retried. A spare that could not be taken
+    into service is marked on the record and never offered again, by this worker or a
+    successor. Thread-safe: moves run concurrently."""
+
+    def __init__(
+        self, ctx: RecoveryContext, deps: HostRecoveryDeps, failed: str, planned: list[str], *, taken: bool
+    ) -> None:
+        """`taken`: the planned spares were already taken into service (the evacuation phase)."""
         self._ctx = ctx
         self._deps = deps
         self._failed = failed
-        self._ready = list(ready)
-        self._unusable: set[str] = set()
+        self._planned = list(planned)
+        self._ready: set[str] = set(planned) if taken else set()
         self._lock = threading.Lock()
 
+    def unusable(self) -> set[str]:
+        return {k.removeprefix(UNUSABLE) for k in self._ctx.record().marks if k.startswith(UNUSABLE)}
+
     def options(self) -> tuple[str, ...]:
-        """Spares in the order to try them: ready ones first."""
+        """Spares in the order to try them: the plan's first."""
         from receiver.workflow.preflight import free_spares
 
         host = self._deps.inventory.host(self._failed)
         more = free_spares(self._ctx, self._deps, host) if host is not None else []
-        with self._lock:
-            ordered = [*self._ready, *(s for s in more if s not in self._ready)]
-            return tuple(s for s in ordered if s not in self._unusable)
+        unusable = self.unusable()
+        ordered = dict.fromkeys([*self._planned, *more])
+        return tuple(s for s in ordered if s not in unusable)
 
     def prepare(self, spare: str) -> str | None:
-        """Make `spare` ready; None when it is, else why not (it is then never offered again)."""
+        """Take `spare` into service; None when it is ready, else why not (recorded)."""
         with self._lock:
             if spare in self._ready:
                 return None
@@ -93,7 +103,9 @@ class SparePool:
                 else take_into_service(self._ctx, self._deps, spare, self._failed)
             )
             if problem is None:
-                self._ready.append(spare)
-            else:
-                self._unusable.add(spare)
+                self._ready.add(spare)
+                return None
+            now = self._ctx.clock.now()
+            self._ctx.update(lambda r: r.mark(UNUSABLE + spare, problem, now))
+            self._ctx.step("spare", "failed", problem)
             return problem

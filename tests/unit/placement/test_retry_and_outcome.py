@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from receiver.domain.capacity import AllocationRatios, HypervisorReport, target_from_report
-from receiver.domain.evacuation import SCHEDULER, judge_outcome, retry_target
+from receiver.domain.evacuation import SCHEDULER, judge_outcome, next_target, retry_target
 from receiver.domain.model import Server
 from receiver.domain.reasons import Reason
 from receiver.domain.record import MoveStatus, Status, VMove
@@ -171,3 +171,20 @@ def test_target_from_the_hypervisor_report() -> None:
     assert target.reserved and not target.schedulable and target.usable_as_spare
     down = target_from_report(replace(report, up=False), AllocationRatios())
     assert not down.schedulable
+
+
+@pytest.mark.parametrize(
+    ("tried", "routes", "spares", "expected"),
+    [
+        ({"s1"}, RESERVED, ("s1", "s2"), ("s2", "reserved_host")),
+        ({"s1"}, RESERVED, ("s1",), None),
+        ({"s1"}, RH_PRIORITY, ("s1",), (None, "auto")),
+        ({SCHEDULER}, AUTO_PRIORITY, ("s1",), ("s1", "reserved_host")),
+        ({SCHEDULER}, AUTO, (), None),
+        (set(), AUTO_PRIORITY, ("s1",), (None, "auto")),
+    ],
+)
+def test_next_target_follows_the_methods_routes(
+    tried: set[str], routes: tuple[str, ...], spares: tuple[str, ...], expected: tuple[str | None, str] | None
+) -> None:
+    assert next_target(tried, routes, spares) == expected
