@@ -25,7 +25,7 @@ from receiver.domain.placement import (
     plan_placement,
 )
 from receiver.domain.record import MoveStatus, Notification, VMove
-from receiver.domain.selection import SelectionPolicy, select_instances
+from receiver.domain.selection import Selection, SelectionPolicy, select_instances
 from receiver.settings import EvacuationSettings
 from receiver.workflow.context import RecoveryContext
 from receiver.workflow.deps import HostRecoveryDeps
@@ -98,11 +98,7 @@ def run(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> PlanVer
     compute = deps.compute()
     name = host.spec.name
     servers = retry_transient(lambda: compute.servers_on(name))
-    found = targets(ctx, deps, name)
-    chosen = policies(host, deps.settings.evacuation, deps.settings.instance.ha_metadata_key)
-    selection = select_instances(
-        servers, chosen.selection, failed_host=name, disks={s.id: s.disks for s in servers}, targets=found
-    )
+    selection, found, chosen = _select(ctx, deps, host, servers)
     spares = free_spares(ctx, deps, host)
     plan = plan_placement(selection, found, host.segment.recovery_method, spares)
     for _ in range(_CLAIM_ROUNDS):
@@ -171,17 +167,29 @@ def prior_status(server: Server) -> str:
 def late_moves(
     ctx: RecoveryContext, deps: HostRecoveryDeps, servers: list[Server], source: str
 ) -> list[VMove]:
-    """Instances that appeared on the host after the plan: the same selection, then the
-    method's first route (the scheduler, or the plan's first spare)."""
+    """Instances that appeared on the host after the plan: the same selection, placed with
+    the spares the plan already took (Nova's scheduler takes them where the method allows)."""
     host = deps.inventory.host(source)
     if not servers or host is None:
         return []
-    chosen = policies(host, deps.settings.evacuation, deps.settings.instance.ha_metadata_key)
-    found = targets(ctx, deps, source)
-    selection = select_instances(
-        servers, chosen.selection, failed_host=source, disks={s.id: s.disks for s in servers}, targets=found
-    )
+    selection, found, _ = _select(ctx, deps, host, servers)
     spares = [str(s) for s in (ctx.record().plan or {}).get("spares_used", ())]
     plan = plan_placement(selection, found, host.segment.recovery_method, spares)
     moves = moves_of(plan, judge_plan(plan, CapacityPolicy.PROCEED), servers, source)
     return [replace(m, message=m.message or "appeared on the host after the plan") for m in moves]
+
+
+def _select(
+    ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView, servers: list[Server]
+) -> tuple[Selection, list[Target], Policies]:
+    """The segment's policies, the targets Nova reports, and the selection of `servers`."""
+    chosen = policies(host, deps.settings.evacuation, deps.settings.instance.ha_metadata_key)
+    found = targets(ctx, deps, host.spec.name)
+    selection = select_instances(
+        servers,
+        chosen.selection,
+        failed_host=host.spec.name,
+        disks={s.id: s.disks for s in servers},
+        targets=found,
+    )
+    return selection, found, chosen
