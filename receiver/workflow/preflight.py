@@ -79,18 +79,23 @@ def targets(ctx: RecoveryContext, deps: HostRecoveryDeps, failed: str) -> list[T
 
 
 def free_spares(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> list[str]:
-    """The segment's reserved spares not on maintenance and not held by another open recovery."""
-    names = sorted(
-        h.spec.name
+    """The segment's spares this recovery may use: reserved ones no other open recovery holds,
+    and those it already holds. A spare it took into service is no longer reserved but stays
+    its own: concurrent retries, and a successor worker, must still be offered it."""
+    candidates = [
+        h
         for h in deps.inventory.hosts()
         if h.segment.uuid == host.segment.uuid
-        and h.spec.reserved
         and not h.on_maintenance
         and h.recovery is None
         and h.spec.name != host.spec.name
+    ]
+    held = ctx.store.spare_holders([h.spec.name for h in candidates])
+    return sorted(
+        h.spec.name
+        for h in candidates
+        if held.get(h.spec.name) == ctx.uuid or (h.spec.reserved and h.spec.name not in held)
     )
-    held = ctx.store.spare_holders(names)
-    return [n for n in names if held.get(n, ctx.uuid) == ctx.uuid]
 
 
 def run(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> PlanVerdict:
