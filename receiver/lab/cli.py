@@ -238,6 +238,16 @@ def fault_api_delay(delay_ms: int, workdir: Path) -> None:
     _run(lambda: _control(workdir).api_delay(delay_ms))
 
 
+@fault.command("forbid")
+@click.argument("path")
+@WORKDIR
+@click.option("--clear", is_flag=True, help="Allow PATH again.")
+def fault_forbid(path: str, workdir: Path, clear: bool) -> None:
+    """Refuse every compute API request under PATH (say /os-hypervisors) with 403, as Nova's
+    policy does for a role it does not allow."""
+    _run(lambda: _control(workdir).forbid(path, forbid=not clear))
+
+
 @fault.command("bmc")
 @click.argument("host")
 @click.argument("kind", type=click.Choice(["none", "mute", "refuse", "stuck_on"]))

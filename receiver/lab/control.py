@@ -20,6 +20,8 @@
     POST /lab/faults/evacuate             {"server_id"?: ID, "target"?: HOST, "fail": true} rebuilds of
                                           the server / onto the host / of the server onto the host fail
     POST /lab/faults/api-delay            {"delay_ms": N}
+    POST /lab/faults/forbid               {"path": "/os-hypervisors", "forbid": true} Nova's policy refuses
+                                          every request under that compute API path: 403
     POST /lab/faults/bmc                  {"host": H, "fault": "none|mute|refuse|stuck_on"}
     POST /lab/faults/clear                every fault back to none
     POST /lab/settings                    {"evacuate_delay"?, "action_delay"?, "service_down_time"?}
@@ -98,6 +100,18 @@ def control_blueprint(context: LabContext) -> Blueprint:
         cloud.crash(server_id, power_state, sync_after)
         return jsonify(server_state(context, server_id))
 
+    @blueprint.post("/settings")
+    def settings() -> Response:
+        change_settings(context, _body())
+        return jsonify(lab_status(context)["settings"])
+
+    _add_fault_routes(blueprint, context)
+    return blueprint
+
+
+def _add_fault_routes(blueprint: Blueprint, context: LabContext) -> None:
+    cloud = context.cloud
+
     @blueprint.post("/faults/evacuate")
     def evacuate_fault() -> Response:
         body = _body()
@@ -116,6 +130,17 @@ def control_blueprint(context: LabContext) -> Blueprint:
         cloud.set_api_delay(delay)
         return jsonify({"api_delay_ms": delay})
 
+    @blueprint.post("/faults/forbid")
+    def forbid_fault() -> Response:
+        body = _body()
+        path = _field(body, "path", str)
+        if not path.startswith("/") or path.startswith("/lab"):
+            raise ControlError(400, "path must be a compute API path such as /os-hypervisors")
+        with cloud.lock:
+            forbidden = cloud.faults.forbidden
+            (forbidden.add if bool(body.get("forbid", True)) else forbidden.discard)(path)
+            return jsonify({"forbidden": sorted(cloud.faults.forbidden)})
+
     @blueprint.post("/faults/bmc")
     def bmc_fault() -> Response:
         body = _body()
@@ -130,17 +155,11 @@ def control_blueprint(context: LabContext) -> Blueprint:
         with cloud.lock:
             cloud.faults.evacuate_fails.clear()
             cloud.faults.evacuate_fails_on.clear()
+            cloud.faults.forbidden.clear()
         cloud.set_api_delay(0)
         for host in list(context.bmc_faults):
             set_bmc_fault(context, host, "none")
         return jsonify(lab_status(context)["faults"])
-
-    @blueprint.post("/settings")
-    def settings() -> Response:
-        change_settings(context, _body())
-        return jsonify(lab_status(context)["settings"])
-
-    return blueprint
 
 
 def set_bmc_fault(context: LabContext, host: str, fault: str) -> None:
@@ -227,6 +246,7 @@ def lab_status(context: LabContext) -> dict[str, Any]:
             "faults": {
                 **_evacuation_faults(cloud),
                 "api_delay_ms": cloud.faults.api_delay_ms,
+                "forbidden": sorted(cloud.faults.forbidden),
                 "bmc": dict(context.bmc_faults),
             },
             "settings": {key: getattr(cloud.settings, key) for key in (*SETTINGS, "report_interval")},

@@ -80,6 +80,13 @@ def create_app(context: LabContext) -> Flask:
         if path.startswith("/lab"):
             return None
         g.version = _requested_version()
+        api_path = path.removeprefix("/v2.1")
+        refused = next((p for p in sorted(cloud.faults.forbidden) if api_path.startswith(p)), None)
+        if refused is not None:
+            # Nova's answer to a request its policy (policy.yaml) does not allow this role.
+            rule = f"os_compute_api:{refused.strip('/')}"
+            message = f"Policy doesn't allow {rule} to be performed."
+            return jsonify({"forbidden": {"code": 403, "message": message}}), 403
         delay_ms = cloud.faults.api_delay_ms
         if delay_ms:
             time.sleep(delay_ms / 1000)  # the injected "slow API" fault: the one sleep in a handler

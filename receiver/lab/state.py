@@ -53,6 +53,8 @@ class Faults:
     # (destination host, server id or None for any server): rebuilds there end in ERROR
     evacuate_fails_on: set[tuple[str, str | None]] = field(default_factory=set)
     api_delay_ms: int = 0  # added to every compute API response
+    # Compute API path prefixes (under /v2.1) that Nova's policy refuses to our account: 403.
+    forbidden: set[str] = field(default_factory=set)
 
 
 class CloudState(ResourceTracking):

@@ -232,6 +232,11 @@ class LabControl:
     def api_delay(self, delay_ms: int) -> None:
         self._call("POST", "/faults/api-delay", {"delay_ms": delay_ms})
 
+    def forbid(self, path: str, forbid: bool = True) -> None:
+        """Nova's policy refuses every compute API request under `path` (say `/os-hypervisors`)
+        with 403, as it does for a role the deployment's policy.yaml does not allow."""
+        self._call("POST", "/faults/forbid", {"path": path, "forbid": forbid})
+
     def bmc_fault(self, host: str, fault: str) -> None:
         """fault: none | mute | refuse | stuck_on."""
         self._call("POST", "/faults/bmc", {"host": host, "fault": fault})

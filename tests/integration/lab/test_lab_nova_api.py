@@ -289,6 +289,17 @@ def test_slow_api_fault(conn: Any, control: LabControl) -> None:
     assert control.status()["faults"]["api_delay_ms"] == 0
 
 
+def test_policy_fault_refuses_a_path_as_nova_does(conn: Any, control: LabControl) -> None:
+    control.forbid("/os-hypervisors")
+    with pytest.raises(sdk_exceptions.ForbiddenException) as caught:
+        list(conn.compute.hypervisors(details=True))
+    assert "Policy doesn't allow os_compute_api:os-hypervisors" in str(caught.value)
+    assert len(list(conn.compute.services())) > 0  # other paths answer as before
+    assert control.status()["faults"]["forbidden"] == ["/os-hypervisors"]
+    control.clear_faults()
+    assert len(list(conn.compute.hypervisors(details=True))) > 0
+
+
 def test_boot_on_a_named_host_and_delete(conn: Any) -> None:
     flavor = conn.compute.find_flavor("m1.tiny")
     server = conn.compute.create_server(
