@@ -93,6 +93,13 @@ class ComputeError(LazarusError):
         self.status = status
         self.request_id = request_id
 
+    @property
+    def described(self) -> str:
+        """The message with Nova's request id (for the record: it finds the request in Nova's logs)."""
+        if self.request_id and self.request_id not in self.message:
+            return f"{self.message}; request {self.request_id}"
+        return self.message
+
 
 class ComputeUnavailable(ComputeError):
     """Connection refused, timeout or 5xx from Nova."""

@@ -179,7 +179,9 @@ def _capacity(plan: Plan | None, outcomes: Sequence[Outcome], by_id: dict[str, O
     if refused:
         planned = {a.instance.id for a in plan.assignments} if plan else set()
         text = f"Nova found no valid host for {_names(refused)}{_request_ids(refused)}"
-        if any(o.instance.id in planned for o in refused):
+        if plan is not None and not plan.room_checked:
+            text += "; the plan could not check room (Nova gave no hypervisor figures)"
+        elif any(o.instance.id in planned for o in refused):
             text += (
                 ", although the plan found room: stale figures, or Nova's filters (aggregates, zones, traits)"
             )

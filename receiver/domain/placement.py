@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from receiver.domain.capacity import NO_CAPACITY, Demand, Target, plural, shortfall_text, unit
+from receiver.domain.capacity import NO_CAPACITY, Demand, Target, shortfall_text, unit
 from receiver.domain.model import Server
 from receiver.domain.reasons import Reason
 from receiver.domain.selection import Candidate, Selection, instance_label
@@ -93,6 +93,7 @@ class Plan:
     spares_used: tuple[str, ...] = ()
     shortfall: Demand = field(default_factory=Demand)  # per resource, how much more room the unplaced need
     notes: tuple[str, ...] = ()
+    room_checked: bool = True  # False: Nova gave no hypervisor figures; a forecast of routes only
 
     @property
     def complete(self) -> bool:
@@ -119,6 +120,8 @@ class Plan:
             parts.append(f"{len(self.short) - len(no_room)} of unknown size")
         if evacuable:
             parts.append(f"{evacuable} cannot be evacuated")
+        if not self.room_checked:
+            parts.append("room not checked (no hypervisor figures)")
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,6 +142,7 @@ class Plan:
             "spares_used": list(self.spares_used),
             "shortfall": dict(self.shortfall.items()),
             "notes": list(self.notes),
+            "room_checked": self.room_checked,
         }
 
     @classmethod
@@ -160,6 +164,7 @@ class Plan:
             spares_used=tuple(data.get("spares_used", ())),
             shortfall=Demand(**data.get("shortfall", {})),
             notes=tuple(data.get("notes", ())),
+            room_checked=bool(data.get("room_checked", True)),
         )
 
 
@@ -228,19 +233,66 @@ def plan_placement(
             left[c.server.id] = Unplaced(_ref(c.server), Reason.FLAVOR_UNKNOWN, message)
     need = [sum(_demand(c).as_tuple()[k] for c in unplaced) for k in range(4)]
     free = [sum(b.free[k] for b in eligible) for k in range(4)]
-    non_evacuable = selection.non_evacuable
+    non_evacuable, not_selected = _left_by_selection(selection)
     return Plan(
         method=str(method),
         order=tuple(c.server.id for c in candidates),
         assignments=tuple(placed[c.server.id] for c in candidates if c.server.id in placed),
-        cannot_place=tuple(Unplaced(_ref(s.server), s.reason, s.message) for s in non_evacuable)
-        + tuple(left[c.server.id] for c in candidates if c.server.id in left),
-        not_selected=tuple(
-            Unplaced(_ref(s.server), s.reason, s.message) for s in selection.skipped if s not in non_evacuable
-        ),
+        cannot_place=non_evacuable + tuple(left[c.server.id] for c in candidates if c.server.id in left),
+        not_selected=not_selected,
         spares_used=tuple(b.name for b in used),
         shortfall=Demand.of([max(0, n - f) for n, f in zip(need, free, strict=True)]),
         notes=tuple(notes),
+    )
+
+
+def plan_unchecked(selection: Selection, method: RecoveryMethod, spares: Sequence[str], why: str) -> Plan:
+    """The plan when Nova gives no hypervisor figures (`why`: say, its policy refuses the
+    listing): no room can be checked, so every instance takes the method's first route that
+    exists, as Masakari would, and Nova decides. The first free spare takes everything; a
+    move that fails is retried on the next spare or the scheduler, as the method allows.
+    Instances the selection leaves out stay out: that needs no figures."""
+    routes = ROUTES.get(str(method))
+    if routes is None:
+        raise ValueError(f"unknown recovery method {method!r}")
+    spares = [s for s in spares if s != selection.failed_host]
+    notes = [f"no hypervisor figures ({why}): room not checked, Nova decides"]
+    route = next((r for r in routes if r is Route.SCHEDULER or spares), None)
+    if Route.RESERVED_HOST in routes and not spares:
+        notes.append("no usable reserved spare in the segment")
+    candidates = selection.candidates
+    assignments: tuple[Assignment, ...] = ()
+    no_spare: tuple[Unplaced, ...] = ()
+    if route is None:
+        message = "recovery method reserved_host needs a free reserved spare and none is usable"
+        no_spare = tuple(
+            Unplaced(_ref(c.server), Reason.NO_FREE_SPARE, f"{instance_label(c.server)}: {message}")
+            for c in candidates
+        )
+    else:
+        target = spares[0] if route is Route.RESERVED_HOST else None
+        assignments = tuple(Assignment(_ref(c.server), target, route) for c in candidates)
+    non_evacuable, not_selected = _left_by_selection(selection)
+    return Plan(
+        method=str(method),
+        order=tuple(c.server.id for c in candidates),
+        assignments=assignments,
+        cannot_place=non_evacuable + no_spare,
+        not_selected=not_selected,
+        spares_used=(spares[0],) if route is Route.RESERVED_HOST else (),
+        notes=tuple(notes),
+        room_checked=False,
+    )
+
+
+def _left_by_selection(selection: Selection) -> tuple[tuple[Unplaced, ...], tuple[Unplaced, ...]]:
+    """What the selection leaves out: (cannot be evacuated, not selected by policy)."""
+    non_evacuable = selection.non_evacuable
+    return (
+        tuple(Unplaced(_ref(s.server), s.reason, s.message) for s in non_evacuable),
+        tuple(
+            Unplaced(_ref(s.server), s.reason, s.message) for s in selection.skipped if s not in non_evacuable
+        ),
     )
 
 
@@ -345,59 +397,3 @@ def _demand(candidate: Candidate) -> Demand:
 
 def _ref(server: Server) -> InstanceRef:
     return InstanceRef(server.id, server.name)
-
-
-class CapacityPolicy(enum.StrEnum):
-    """A segment's answer to a plan that falls short."""
-
-    PROCEED = "proceed"  # move everything; what the plan could not place is still tried where Nova may choose
-    PROCEED_WITH_WHAT_FITS = "proceed_with_what_fits"  # move what the plan placed; record the rest
-    HOLD_FOR_APPROVAL = "hold_for_approval"  # move nothing; record the plan and stop until a human decides
-
-
-class PlanAction(enum.StrEnum):
-    PROCEED = "proceed"
-    PROCEED_WITH_WHAT_FITS = "proceed_with_what_fits"
-    HOLD = "hold"
-
-
-@dataclass(frozen=True)
-class PlanVerdict:
-    action: PlanAction
-    reason: Reason | None
-    message: str
-    moves: tuple[Assignment, ...] = ()  # what to evacuate, in the move order
-    left_out: tuple[Unplaced, ...] = ()  # recorded with the reason, never attempted
-
-
-def judge_plan(plan: Plan, policy: CapacityPolicy) -> PlanVerdict:
-    """What the segment's policy makes of the plan.
-
-    Only a shortage of room is the policy's business: instances that cannot be evacuated at
-    all (passthrough, local disk, NUMA) are left out whatever the policy, and a plan whose
-    only gaps are those proceeds. Under `proceed`, what found no room is still sent to Nova's
-    scheduler when the method uses it (its view may be fresher than ours); a method of spares
-    only has nowhere to send it.
-    """
-    short = plan.short
-    non_evacuable = tuple(u for u in plan.cannot_place if u.reason not in CAPACITY_REASONS)
-    if not short:
-        return PlanVerdict(PlanAction.PROCEED, None, plan.summary(), plan.assignments, non_evacuable)
-    if policy is CapacityPolicy.HOLD_FOR_APPROVAL:
-        message = f"held for approval: {plan.summary()}"
-        return PlanVerdict(PlanAction.HOLD, Reason.CAPACITY_HOLD, message, (), plan.cannot_place)
-    count = plural(len(short), "instance")
-    if policy is CapacityPolicy.PROCEED_WITH_WHAT_FITS:
-        message = f"moving what fits: {plan.summary()}"
-        action = PlanAction.PROCEED_WITH_WHAT_FITS
-        return PlanVerdict(action, Reason.INSUFFICIENT_CAPACITY, message, plan.assignments, plan.cannot_place)
-    if Route.SCHEDULER not in ROUTES[plan.method]:
-        message = f"proceeding; the spares have no room for {count}: {plan.summary()}"
-        return PlanVerdict(
-            PlanAction.PROCEED, Reason.INSUFFICIENT_CAPACITY, message, plan.assignments, plan.cannot_place
-        )
-    tried = {u.instance.id: Assignment(u.instance, None, Route.SCHEDULER) for u in short}
-    planned = {a.instance.id: a for a in plan.assignments}
-    moves = tuple(planned.get(i) or tried[i] for i in plan.order if i in planned or i in tried)
-    message = f"proceeding; {count} without room left to Nova's scheduler: {plan.summary()}"
-    return PlanVerdict(PlanAction.PROCEED, Reason.INSUFFICIENT_CAPACITY, message, moves, non_evacuable)

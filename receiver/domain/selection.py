@@ -123,16 +123,18 @@ def select_instances(
     *,
     failed_host: str,
     disks: Mapping[str, DiskFacts],
-    targets: Sequence[Target],
+    targets: Sequence[Target] | None,
 ) -> Selection:
     """Which of the dead host's `servers` to move, in order.
 
     `disks` maps server id to its disk facts (missing: unknown, which never counts as safe);
     `targets` are the hosts that could receive instances (scheduler hosts and spares),
     used only to tell whether a pinned / NUMA layout can run anywhere at all. The failed
-    host is never one, even while Nova still reports it up.
+    host is never one, even while Nova still reports it up. None: the targets are unknown
+    (Nova would not list its hypervisors), so no layout is judged impossible; Nova decides.
     """
-    targets = [t for t in targets if t.name != failed_host]
+    if targets is not None:
+        targets = [t for t in targets if t.name != failed_host]
     candidates: list[Candidate] = []
     skipped: list[Skipped] = []
     warnings: list[str] = []
@@ -187,7 +189,7 @@ def _in_error(server: Server) -> bool:
 
 
 def _problems(
-    server: Server, needs: Needs, policy: SelectionPolicy, targets: Sequence[Target]
+    server: Server, needs: Needs, policy: SelectionPolicy, targets: Sequence[Target] | None
 ) -> list[tuple[Reason, str]]:
     """Why the instance cannot be evacuated at all, most fundamental first."""
     problems: list[tuple[Reason, str]] = []
@@ -201,7 +203,7 @@ def _problems(
         else:
             text = f"image-backed root disk on {where} local storage, no volume, no shared storage"
         problems.append((Reason.LOCAL_DISK, text + ": evacuating would lose its data"))
-    if needs.has_topology and not any(t.offers_topology(needs) for t in targets):
+    if needs.has_topology and targets is not None and not any(t.offers_topology(needs) for t in targets):
         problems.append((Reason.NUMA_UNSATISFIABLE, f"{_topology(needs)}: no target offers that"))
     return problems
 

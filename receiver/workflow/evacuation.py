@@ -72,7 +72,7 @@ def _drive(
         _end(ctx, move, MoveStatus.IGNORED, None, "instance no longer exists")
         return
     except ComputeError as exc:
-        _end(ctx, move, MoveStatus.FAILED, None, f"cannot read instance: {_describe(exc)}")
+        _end(ctx, move, MoveStatus.FAILED, None, f"cannot read instance: {exc.described}")
         return
     action = resume_action(move, server, migrations)
     if action is ResumeAction.SKIP:
@@ -121,7 +121,7 @@ def _send(ctx: RecoveryContext, compute: Compute, move: VMove) -> VMove:
     try:
         _evacuate_once(compute, move)
     except ComputeError as exc:
-        return _end(ctx, move, MoveStatus.FAILED, None, f"evacuate refused: {_describe(exc)}")
+        return _end(ctx, move, MoveStatus.FAILED, None, f"evacuate refused: {exc.described}")
     where = f"to {move.target_host}" if move.target_host else "(the scheduler chooses)"
     ctx.step(
         "evacuate",
@@ -190,7 +190,7 @@ def _lock(ctx: RecoveryContext, compute: Compute, rules: MoveRules, move: VMove,
         retry_transient(lambda: compute.lock(move.instance_uuid, rules.lock_reason))
     except ComputeError as exc:
         # A lock is a courtesy to the owner, not a safety condition: the move goes on.
-        ctx.step("lock", "failed", f"could not lock {move.instance_name}: {_describe(exc)}")
+        ctx.step("lock", "failed", f"could not lock {move.instance_name}: {exc.described}")
     return move
 
 
@@ -201,7 +201,7 @@ def _unlock(ctx: RecoveryContext, compute: Compute, move: VMove) -> None:
         pass
     except ComputeError as exc:
         ctx.step(
-            "lock", "failed", f"could not unlock {move.instance_name}: {_describe(exc)}; unlock it by hand"
+            "lock", "failed", f"could not unlock {move.instance_name}: {exc.described}; unlock it by hand"
         )
         return
     now = ctx.clock.now()
@@ -225,7 +225,7 @@ def _watch(ctx: RecoveryContext, compute: Compute, policy: EvacuationSettings, m
         try:
             server = retry_transient(lambda: compute.server(move.instance_uuid))
         except ComputeError as exc:
-            return _end(ctx, move, MoveStatus.FAILED, None, f"lost sight of the instance: {_describe(exc)}")
+            return _end(ctx, move, MoveStatus.FAILED, None, f"lost sight of the instance: {exc.described}")
         judgement = judge_move(move, server, ctx.clock.now(), deadline)
         if judgement.verdict is MoveVerdict.DONE:
             return _end(ctx, move, MoveStatus.SUCCEEDED, server.host, judgement.message)
@@ -240,7 +240,7 @@ def _watch(ctx: RecoveryContext, compute: Compute, policy: EvacuationSettings, m
             except ComputeError as exc:
                 # 409: already in that state (a retried call whose first try went through); keep watching.
                 if not (isinstance(exc, ComputeRejected) and exc.status == 409):
-                    message = f"{power} after evacuation failed: {_describe(exc)}"
+                    message = f"{power} after evacuation failed: {exc.described}"
                     return _end(ctx, move, MoveStatus.FAILED, server.host, message)
             started_it = True
             ctx.step(
@@ -304,13 +304,6 @@ def _end(ctx: RecoveryContext, move: VMove, status: MoveStatus, dest: str | None
     if status in (MoveStatus.SUCCEEDED, MoveStatus.FAILED):
         ctx.metrics.evacuation_ended(status.value, took)
     return final
-
-
-def _describe(exc: ComputeError) -> str:
-    parts = [exc.message]
-    if exc.request_id and exc.request_id not in exc.message:
-        parts.append(f"request {exc.request_id}")
-    return "; ".join(parts)
 
 
 __all__ = ["LeaseLost", "MoveRules", "run_moves"]

@@ -16,16 +16,11 @@ from dataclasses import dataclass, replace
 from receiver.adapters.redis_inventory import HostView
 from receiver.domain.capacity import AllocationRatios, Target, target_from_report
 from receiver.domain.model import Server
-from receiver.domain.placement import (
-    CapacityPolicy,
-    Plan,
-    PlanAction,
-    PlanVerdict,
-    judge_plan,
-    plan_placement,
-)
+from receiver.domain.placement import Plan, plan_placement, plan_unchecked
+from receiver.domain.plan_policy import CapacityPolicy, PlanAction, PlanVerdict, judge_plan
 from receiver.domain.record import MoveStatus, Notification, VMove
 from receiver.domain.selection import Selection, SelectionPolicy, select_instances
+from receiver.errors import ComputeError
 from receiver.settings import EvacuationSettings
 from receiver.workflow.context import RecoveryContext
 from receiver.workflow.deps import HostRecoveryDeps
@@ -103,16 +98,20 @@ def run(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> PlanVer
     compute = deps.compute()
     name = host.spec.name
     servers = retry_transient(lambda: compute.servers_on(name))
-    selection, found, chosen = _select(ctx, deps, host, servers)
+    survey = _survey(ctx, deps, host, servers)
+    if survey.no_figures is not None:
+        ctx.step(
+            "plan", "warning", f"Nova gave no hypervisor figures ({survey.no_figures}): room not checked"
+        )
     spares = free_spares(ctx, deps, host)
-    plan = plan_placement(selection, found, host.segment.recovery_method, spares)
+    plan = survey.plan(host, spares)
     for _ in range(_CLAIM_ROUNDS):
         lost = [s for s in plan.spares_used if ctx.store.claim_spare(s, ctx.uuid) != ctx.uuid]
         if not lost:
             break
         spares = [s for s in spares if s not in lost]
-        plan = plan_placement(selection, found, host.segment.recovery_method, spares)
-    verdict = judge_plan(plan, chosen.capacity)
+        plan = survey.plan(host, spares)
+    verdict = judge_plan(plan, survey.policies.capacity)
     # A held plan records the moves approval would start, so the operator sees what they approve.
     held = verdict.action is PlanAction.HOLD
     moving = judge_plan(plan, CapacityPolicy.PROCEED) if held else verdict
@@ -127,7 +126,7 @@ def run(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView) -> PlanVer
         return r
 
     ctx.update(record)
-    for warning in selection.warnings:
+    for warning in survey.selection.warnings:
         ctx.step("plan", "warning", warning)
     ctx.step("plan", "succeeded" if plan.complete else "partial", f"capacity plan: {verdict.message}")
     return verdict
@@ -177,19 +176,42 @@ def late_moves(
     host = deps.inventory.host(source)
     if not servers or host is None:
         return []
-    selection, found, _ = _select(ctx, deps, host, servers)
     spares = [str(s) for s in (ctx.record().plan or {}).get("spares_used", ())]
-    plan = plan_placement(selection, found, host.segment.recovery_method, spares)
+    plan = _survey(ctx, deps, host, servers).plan(host, spares)
     moves = moves_of(plan, judge_plan(plan, CapacityPolicy.PROCEED), servers, source)
     return [replace(m, message=m.message or "appeared on the host after the plan") for m in moves]
 
 
-def _select(
-    ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView, servers: list[Server]
-) -> tuple[Selection, list[Target], Policies]:
-    """The segment's policies, the targets Nova reports, and the selection of `servers`."""
+@dataclass(frozen=True)
+class Survey:
+    """What the plan is made from: the segment's policies, the selection, the targets."""
+
+    policies: Policies
+    selection: Selection
+    targets: list[Target] | None  # None: Nova gave no hypervisor figures
+    no_figures: str | None = None  # why not
+
+    def plan(self, host: HostView, spares: list[str]) -> Plan:
+        method = host.segment.recovery_method
+        if self.targets is None:
+            return plan_unchecked(self.selection, method, spares, self.no_figures or "unknown")
+        return plan_placement(self.selection, self.targets, method, spares)
+
+
+def _survey(ctx: RecoveryContext, deps: HostRecoveryDeps, host: HostView, servers: list[Server]) -> Survey:
+    """The segment's policies, the targets Nova reports, and the selection of `servers`.
+
+    Without hypervisor figures (Nova's policy refuses the listing to our account, or the call
+    keeps failing) the plan cannot check room, but the host is still dead: the recovery goes
+    on as Masakari's would, with the method's routes and Nova deciding, never stopped by a
+    forecast it could not make."""
     chosen = policies(host, deps.settings.evacuation, deps.settings.instance.ha_metadata_key)
-    found = targets(ctx, deps, host.spec.name)
+    found: list[Target] | None
+    no_figures = None
+    try:
+        found = targets(ctx, deps, host.spec.name)
+    except ComputeError as exc:
+        found, no_figures = None, exc.described
     selection = select_instances(
         servers,
         chosen.selection,
@@ -197,4 +219,4 @@ def _select(
         disks={s.id: s.disks for s in servers},
         targets=found,
     )
-    return selection, found, chosen
+    return Survey(chosen, selection, found, no_figures)

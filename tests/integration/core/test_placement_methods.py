@@ -28,12 +28,15 @@ ONE_MORE, TWO_MORE = 512 + 2048, 512 + 2 * 2048
 FULL_NODES = (f"node-02:memory_mb={512 + 2 * 2048}", f"node-03:memory_mb={512 + 2 * 2048}")
 
 
-def lab(
+def options(
     method: str, hosts: tuple[str, ...] = HOSTS, capacity: tuple[str, ...] = (), **more: Any
-) -> pytest.MarkDecorator:
+) -> dict[str, Any]:
     spares = tuple(h for h in hosts if h.startswith("spare"))
-    options = {"hosts": hosts, "spares": spares, "recovery_method": method, "host_capacity": capacity, **more}
-    return pytest.mark.parametrize("lab_options", [options], indirect=True)
+    return {"hosts": hosts, "spares": spares, "recovery_method": method, "host_capacity": capacity, **more}
+
+
+def lab(method: str, **more: Any) -> pytest.MarkDecorator:
+    return pytest.mark.parametrize("lab_options", [options(method, **more)], indirect=True)
 
 
 def recover(rig: LabRig, host: str = "node-01") -> Notification:
@@ -75,6 +78,30 @@ def test_reserved_host_takes_the_spare_into_service_and_moves_everything_there(l
     assert view is not None and not view.spec.reserved
     assert any(s.name == "spare" and "spare-01 enabled" in s.message for s in record.steps)
     assert_unlocked(lab_rig, record)
+
+
+@pytest.mark.parametrize(
+    ("lab_options", "target"),
+    [(options("auto"), None), (options("reserved_host"), "spare-01")],
+    indirect=["lab_options"],
+)
+def test_without_hypervisor_figures_the_recovery_goes_on_unchecked(
+    lab_rig: LabRig, target: str | None
+) -> None:
+    """Nova's policy refuses our account the hypervisor listing: the plan cannot check room,
+    but the host is dead all the same; the method's route is followed and Nova decides."""
+    lab_rig.control.forbid("/os-hypervisors")
+    record = recover(lab_rig)
+    assert (record.status, record.reason) == (Status.FINISHED, "completed"), story(record)
+    assert record.plan is not None and record.plan["room_checked"] is False
+    assert "Policy doesn't allow os_compute_api:os-hypervisors" in record.plan["notes"][0]
+    [warning] = [s for s in record.steps if s.name == "plan" and s.state == "warning"]
+    assert "Nova gave no hypervisor figures" in warning.message and "req-" in warning.message
+    got = moved(record)
+    assert sorted(got) == ["node-01-vm-01", "node-01-vm-02", "node-01-vm-04"]
+    assert {m.target_host for m in got.values()} == {target}
+    if target is not None:
+        assert {m.dest_host for m in got.values()} == {target}
 
 
 @lab("reserved_host", capacity=(f"spare-01:memory_mb={TWO_MORE}",))

@@ -16,7 +16,7 @@ from receiver.domain.diagnosis import (
     outcomes_from_vmoves,
     spares_left,
 )
-from receiver.domain.placement import InstanceRef, Plan, plan_placement
+from receiver.domain.placement import InstanceRef, Plan, plan_placement, plan_unchecked
 from receiver.domain.reasons import Reason
 from receiver.domain.record import MoveStatus, VMove
 from receiver.inventory import RecoveryMethod
@@ -135,6 +135,19 @@ def test_diagnosis_texts(
     )
     assert diagnosis.summary == summary
     assert list(diagnosis.causes) == causes
+
+
+def test_a_refusal_after_an_unchecked_plan_says_the_room_was_never_checked() -> None:
+    """Without hypervisor figures the plan 'placed' everything: no claim that it found room."""
+    selection = select(INSTANCES, figures=False)
+    plan = plan_unchecked(selection, RecoveryMethod.AUTO, (), "Nova refused to list the hypervisors")
+    outcomes = [outcome("a", FAILED, NO_VALID_HOST, REQ_A), outcome("b", OK), outcome("c", OK)]
+    diagnosis = diagnose(host="dead-1", plan=plan, outcomes=outcomes)
+    [capacity] = [f for f in diagnosis.findings if f.cause is Cause.CAPACITY]
+    assert capacity.message == (
+        f"not enough capacity: Nova found no valid host for vm-a ({REQ_A}); "
+        "the plan could not check room (Nova gave no hypervisor figures)"
+    )
 
 
 def test_findings_name_instances_and_request_ids() -> None:

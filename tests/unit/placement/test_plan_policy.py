@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pytest
 
 from receiver.domain.capacity import Target
-from receiver.domain.placement import CapacityPolicy, PlanAction, Route, judge_plan, plan_placement
+from receiver.domain.placement import Route, plan_placement
+from receiver.domain.plan_policy import CapacityPolicy, PlanAction, judge_plan
 from receiver.domain.reasons import Reason
 from receiver.inventory import RecoveryMethod
 from tests.unit.placement.builders import flavor, host, select, server, spare

@@ -121,7 +121,7 @@ class Case:
     reason: Reason | None = None  # None: it moves
     words: str = ""
     shared: bool = False
-    targets: tuple[Target, ...] = (host("t1"),)
+    targets: tuple[Target, ...] | None = (host("t1"),)  # None: Nova gave no hypervisor figures
 
 
 DEDICATED_4 = flavor(4, hw__cpu_policy="dedicated")
@@ -167,6 +167,13 @@ NON_EVACUABLE = {
         targets=(host("t1", numa=1),),
     ),
     "numa 2, two nodes": Case(NUMA_2, BFV, targets=(host("t1", numa=2),)),
+    # Without hypervisor figures no layout is ruled out (Nova decides); what needs none still is.
+    "pinned, targets unknown": Case(DEDICATED_4, BFV, targets=None),
+    "numa 2, targets unknown": Case(NUMA_2, BFV, targets=None),
+    "pci, targets unknown": Case(
+        flavor(pci_passthrough__alias="a1:1"), BFV, Reason.PCI_PASSTHROUGH, targets=None
+    ),
+    "image only, targets unknown": Case(flavor(), IMAGE_ONLY, Reason.LOCAL_DISK, targets=None),
     "numa 2, layout unknown": Case(NUMA_2, BFV),  # not ruled out: the scheduler decides
     "pinned on 2 nodes, split offers": Case(
         flavor(4, hw__cpu_policy="dedicated", hw__numa_nodes="2"),
