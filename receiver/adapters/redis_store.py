@@ -1,4 +1,4 @@
-"""Recovery records in Redis: atomic intake, optimistic updates, worker leases.
+"""Recovery records in Redis: atomic intake, optimistic updates, budgets, retention.
 
 Keys (``P`` = settings.key_prefix)::
 
@@ -12,23 +12,28 @@ Keys (``P`` = settings.key_prefix)::
 
 Every write that makes a record visible happens in one script or one MULTI, so a crash
 or a lost connection never leaves half a record (safety rule 4).
+
+`RecordStore` inherits its spare claims and worker leases (``P:spare:``, ``P:lease:``) from
+redis_claims. `connect` and `translate_errors` are redis_client's, importable from here too.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 import redis
 
+from receiver.adapters.redis_claims import SpareClaimsAndLeases
+from receiver.adapters.redis_client import as_text, connect, translate_errors
 from receiver.domain.intake import claim_key_for
 from receiver.domain.record import AlertEvent, Notification
-from receiver.errors import NotFound, StoreUnavailable
+from receiver.errors import NotFound
+
+__all__ = ["ALERTS_KEPT", "IntakeResult", "RecordStore", "StoredNotification", "connect", "translate_errors"]
 
 ALERTS_KEPT = 50
 _ENDED = frozenset({"finished", "failed", "ignored"})
@@ -82,19 +87,6 @@ redis.call('RPUSH', KEYS[4] .. ':alerts', ARGV[6])
 return {'created', ARGV[1]}
 """
 
-# KEYS: 1 lease key; ARGV: 1 token, 2 ttl ms. Renews only a lease we still hold.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
 # KEYS: 1 budget zset; ARGV: 1 uuid, 2 now, 3 window start, 4 limit
 # Reserves a slot for `uuid` unless `limit` others were taken in the window. Idempotent per uuid.
 _RESERVE_SLOT = """
@@ -122,65 +114,13 @@ class StoredNotification:
     duplicates: int
 
 
-def connect(
-    url: str,
-    *,
-    sentinels: list[str] | None = None,
-    master: str = "mymaster",
-    socket_timeout: float | None = 0.5,
-) -> redis.Redis:
-    """A Redis client; with sentinels, one that follows the current master."""
-    if sentinels:
-        from redis.sentinel import Sentinel
-
-        nodes = []
-        for node in sentinels:
-            host, _, port = node.rpartition(":")
-            nodes.append((host, int(port)))
-        kwargs = redis.connection.parse_url(url)
-        kwargs.pop("host", None)
-        kwargs.pop("port", None)
-        sentinel = Sentinel(nodes, socket_timeout=socket_timeout, **kwargs)
-        client: redis.Redis = sentinel.master_for(master, socket_timeout=socket_timeout)
-        return client
-    connect_timeout = socket_timeout if socket_timeout is not None else 5.0
-    return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout)
-
-
-@contextmanager
-def translate_errors() -> Iterator[None]:
-    """Redis connection trouble becomes StoreUnavailable, without the URL (it may hold a password)."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from None
-    except redis.exceptions.ReadOnlyError:
-        raise StoreUnavailable("redis is a read-only replica (failover in progress?)") from None
-
-
-# A reserved spare goes to one recovery's plan at a time: taken when free, or when its holder
-# has ended (a claim never needs cleaning up). KEYS: 1 claim, 2 open set. ARGV: 1 uuid.
-_CLAIM_SPARE = """
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] and redis.call('SISMEMBER', KEYS[2], holder) == 1 then
-  return holder
-end
-redis.call('SET', KEYS[1], ARGV[1])
-return ARGV[1]
-"""
-
-
-class RecordStore:
-    """The durable ledger of recoveries."""
+class RecordStore(SpareClaimsAndLeases):
+    """The durable ledger of recoveries, with its spare claims and worker leases (inherited)."""
 
     def __init__(self, client: redis.Redis, prefix: str = "lazarus") -> None:
-        self.redis = client
-        self.prefix = prefix
+        super().__init__(client, prefix)
         self._intake = client.register_script(_INTAKE)
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
         self._reserve_slot = client.register_script(_RESERVE_SLOT)
-        self._claim_spare = client.register_script(_CLAIM_SPARE)
 
     # -- keys ---------------------------------------------------------------------------
     def _record_key(self, uuid: str) -> str:
@@ -192,10 +132,6 @@ class RecordStore:
     @property
     def _index(self) -> str:
         return f"{self.prefix}:notifications"
-
-    @property
-    def _open(self) -> str:
-        return f"{self.prefix}:open"
 
     # -- intake -------------------------------------------------------------------------
     def intake(
@@ -232,7 +168,7 @@ class RecordStore:
         ]
         with translate_errors():
             outcome, uuid = self._intake(keys=keys, args=args)
-        return IntakeResult(_text(outcome), _text(uuid))
+        return IntakeResult(as_text(outcome), as_text(uuid))
 
     # -- reading ------------------------------------------------------------------------
     def get(self, uuid: str) -> Notification:
@@ -264,12 +200,12 @@ class RecordStore:
             uuids = self.redis.zrevrange(self._index, offset, offset + limit - 1)
             if not uuids:
                 return []
-            raws = self.redis.mget([self._record_key(_text(u)) for u in uuids])
+            raws = self.redis.mget([self._record_key(as_text(u)) for u in uuids])
         return [Notification.from_dict(json.loads(r)) for r in raws if r is not None]
 
     def open_uuids(self) -> list[str]:
         with translate_errors():
-            return sorted(_text(u) for u in self.redis.smembers(self._open))
+            return sorted(as_text(u) for u in self.redis.smembers(self._open))
 
     def count_open(self) -> int:
         with translate_errors():
@@ -296,7 +232,7 @@ class RecordStore:
                         pipe.set(key, _dumps(changed.to_dict()))
                         if not changed.status.is_open and changed.status.value != "error":
                             pipe.srem(self._open, uuid)
-                            if claim and holder is not None and _text(holder) == uuid:
+                            if claim and holder is not None and as_text(holder) == uuid:
                                 pipe.delete(claim)
                         pipe.execute()
                         return changed
@@ -326,7 +262,7 @@ class RecordStore:
                 self._index, "-inf", created_before.timestamp(), start=0, num=limit
             )
             for raw_uuid in uuids:
-                uuid = _text(raw_uuid)
+                uuid = as_text(raw_uuid)
                 key = self._record_key(uuid)
                 raw = self.redis.get(key)
                 if raw is not None and Notification.from_dict(json.loads(raw)).status.value in _ENDED:
@@ -348,7 +284,7 @@ class RecordStore:
     def storm_hold(self) -> datetime | None:
         with translate_errors():
             raw = self.redis.get(f"{self.prefix}:storm:hold")
-        return None if raw is None else datetime.fromisoformat(_text(raw))
+        return None if raw is None else datetime.fromisoformat(as_text(raw))
 
     # -- operator control -----------------------------------------------------------------
     def request_abort(self, uuid: str, by: str, at: str) -> None:
@@ -368,42 +304,9 @@ class RecordStore:
                 self.redis.sadd(self._open, uuid)
                 return None
             holder = self.redis.get(self.claim_key(claim))
-        return None if holder is not None and _text(holder) == uuid else (_text(holder) if holder else None)
-
-    def claim_spare(self, name: str, uuid: str) -> str:
-        """Take reserved spare `name` for recovery `uuid`; returns the holder (`uuid` when taken)."""
-        with translate_errors():
-            holder = self._claim_spare(keys=[f"{self.prefix}:spare:{name}", self._open], args=[uuid])
-        return _text(holder)
-
-    def spare_holders(self, names: list[str]) -> dict[str, str]:
-        """The open recoveries holding these spares (ended holders are not listed)."""
-        if not names:
-            return {}
-        with translate_errors():
-            raw = self.redis.mget([f"{self.prefix}:spare:{n}" for n in names])
-            holders = {n: _text(h) for n, h in zip(names, raw, strict=True) if h is not None}
-            open_ids = {_text(u) for u in self.redis.smembers(self._open)}
-        return {n: h for n, h in holders.items() if h in open_ids}
-
-    # -- leases: which worker runs a record now -----------------------------------------
-    def acquire_lease(self, uuid: str, ttl_s: float) -> str | None:
-        token = secrets.token_hex(16)
-        with translate_errors():
-            ok = self.redis.set(f"{self.prefix}:lease:{uuid}", token, nx=True, px=int(ttl_s * 1000))
-        return token if ok else None
-
-    def renew_lease(self, uuid: str, token: str, ttl_s: float) -> bool:
-        with translate_errors():
-            return bool(self._renew(keys=[f"{self.prefix}:lease:{uuid}"], args=[token, int(ttl_s * 1000)]))
-
-    def release_lease(self, uuid: str, token: str) -> None:
-        with translate_errors():
-            self._release(keys=[f"{self.prefix}:lease:{uuid}"], args=[token])
-
-    def lease_held(self, uuid: str) -> bool:
-        with translate_errors():
-            return bool(self.redis.exists(f"{self.prefix}:lease:{uuid}"))
+        return (
+            None if holder is not None and as_text(holder) == uuid else (as_text(holder) if holder else None)
+        )
 
     def ping(self) -> None:
         with translate_errors():
@@ -412,7 +315,3 @@ class RecordStore:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
