@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from receiver.adapters.redfish import MAX_ANSWER_BYTES, RedfishPower
+from receiver.adapters.redfish import RedfishPower
+from receiver.adapters.redfish_http import MAX_ANSWER_BYTES
 from receiver.domain.model import BmcTarget, PowerState, Secret
 from receiver.errors import BmcRefused
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from receiver.adapters.redfish import RedfishEndpoint, RedfishPower, _message_ids, parse_redfish_address
+from receiver.adapters.redfish import RedfishEndpoint, RedfishPower, parse_redfish_address
+from receiver.adapters.redfish_http import _message_ids
 from receiver.domain.model import BmcTarget, Secret
 from receiver.errors import BmcRefused, ConfigError
 
