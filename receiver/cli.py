@@ -288,6 +288,12 @@ def inventory_apply(file: Path) -> None:
         inv = load_inventory(file)
     except ConfigError as exc:
         raise click.ClickException(exc.message) from None
+    if services.settings.nova.require_compute_hosts:
+        from receiver.inventory_nova import require_compute_hosts
+
+        stored = {view.spec.name for view in _store_call(services.inventory.hosts)}
+        new = [h.name for segment in inv.segments for h in segment.hosts if h.name not in stored]
+        _store_call(lambda: require_compute_hosts(services.compute(), new, field=f"{file}: hosts"))
     changes = _store_call(lambda: services.inventory.apply(inv, utc_now()))
     for line in changes or ["no changes"]:
         click.echo(line)

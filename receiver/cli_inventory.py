@@ -48,6 +48,17 @@ def _call(action: Callable[[], Any]) -> Any:
         raise click.ClickException(exc.message) from None
 
 
+def _check_name(services_factory: Callable[[], object], name: str | None) -> None:
+    """A host named in the inventory must be one Nova runs nova-compute on (see inventory_nova)."""
+    from receiver.bootstrap import Services
+    from receiver.inventory_nova import require_compute_hosts
+
+    services = services_factory()
+    assert isinstance(services, Services)
+    if name is not None and services.settings.nova.require_compute_hosts:
+        _call(lambda: require_compute_hosts(services.compute(), [name]))
+
+
 def _now() -> Any:
     from receiver.bootstrap import utc_now
 
@@ -312,6 +323,7 @@ def _host_group(services_factory: Callable[[], object]) -> click.Group:
     def host_create(name: str, segment_ref: str, **options: Any) -> None:
         """Add a host (its Nova compute host name) to a segment."""
         fields = {"name": name, **_host_fields(options)}
+        _check_name(services_factory, name)
         created = _call(
             lambda: _store(services_factory).create_host(segment_ref, fields, _now(), source="cli")
         )
@@ -333,6 +345,7 @@ def _host_group(services_factory: Callable[[], object]) -> click.Group:
             changes["bmc"] = None
         if not changes:
             raise click.UsageError("nothing to change: give at least one option")
+        _check_name(services_factory, name)
         updated = _call(
             lambda: _store(services_factory).update_host(None, host_ref, changes, _now(), source="cli")
         )

@@ -150,6 +150,10 @@ class NovaSettings(_Section):
     cloud: str | None = None
     compute_api_version: str = "2.94"
     timeout_s: float = Field(default=30.0, gt=0)
+    # A host in the inventory must be one Nova has a nova-compute service for, as Masakari
+    # requires: a misspelt name otherwise shows only the night that host fails. Off: register
+    # hosts before their nova-compute is deployed.
+    require_compute_hosts: bool = True
 
 
 class ServeSettings(_Section):

@@ -29,7 +29,7 @@ from openstack import exceptions as sdk_exc
 from receiver.adapters import nova_records as records
 from receiver.domain.capacity import HypervisorReport
 from receiver.domain.model import Aggregate, ComputeService, Migration, Server, ServerAction
-from receiver.errors import ComputeError, ComputeRejected, ComputeUnavailable, NotFound
+from receiver.errors import ComputeError, ComputeRejected, ComputeUnavailable, ConfigError, NotFound
 
 if TYPE_CHECKING:
     import requests
@@ -108,9 +108,13 @@ class NovaCompute:
         import openstack
 
         _parse_microversion(compute_api_version)
-        connection = openstack.connect(
-            cloud=cloud, compute_api_version=compute_api_version, api_timeout=timeout_s
-        )
+        try:
+            connection = openstack.connect(
+                cloud=cloud, compute_api_version=compute_api_version, api_timeout=timeout_s
+            )
+        except (sdk_exc.SDKException, ksa_exc.ClientException) as exc:
+            # Say what is missing (no clouds.yaml, no auth_url) instead of a library traceback.
+            raise ConfigError(f"cannot set up the Nova connection (nova.cloud={cloud!r}): {exc}") from None
         return cls(connection, microversion=compute_api_version)
 
     # ------------------------------------------------------------------ services
@@ -127,6 +131,10 @@ class NovaCompute:
             ids = ", ".join(str(s.get("id")) for s in matches)
             raise ComputeError(f"Nova has {len(matches)} nova-compute services for host {host}: {ids}")
         return records.service(matches[0])
+
+    def compute_hosts(self) -> set[str]:
+        body = self._request("GET", "/os-services?binary=nova-compute", what="list the nova-compute services")
+        return {str(s["host"]) for s in body.get("services", []) if s.get("host")}
 
     def force_down(self, service: ComputeService) -> ComputeService:
         return self._update_service(service, {"forced_down": True}, what="force down")

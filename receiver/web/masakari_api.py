@@ -17,8 +17,9 @@ from typing import Any
 from flask import Blueprint, Flask, Response, g, jsonify, request
 
 from receiver.bootstrap import Services
-from receiver.errors import InputError, NotFound
+from receiver.errors import ComputeError, ConfigError, InputError, NotFound
 from receiver.inventory import InventoryConflict
+from receiver.inventory_nova import require_compute_hosts
 from receiver.web import views
 from receiver.web.masakari_schema import (
     MAX_VERSION,
@@ -104,18 +105,7 @@ def _blueprint(services: Services) -> Blueprint:
         response.headers["X-OpenStack-Request-Id"] = f"req-{uuid.uuid4()}"
         return response
 
-    @api.errorhandler(InputError)
-    def bad_request(exc: InputError) -> Response:
-        field = "fencing" + exc.field[3:] if exc.field.startswith("bmc") else exc.field
-        return fault(400, f"Invalid input for field/attribute {field}. {exc.problem}")
-
-    @api.errorhandler(NotFound)
-    def not_found(exc: NotFound) -> Response:
-        return fault(404, exc.message)
-
-    @api.errorhandler(InventoryConflict)
-    def conflict(exc: InventoryConflict) -> Response:
-        return fault(409, exc.message)
+    _add_error_handlers(api)
 
     @api.get("")
     @api.get("/")
@@ -163,6 +153,7 @@ def _blueprint(services: Services) -> Blueprint:
     @api.post("/segments/<segment_id>/hosts")
     def create_host(segment_id: str) -> tuple[Response, int]:
         fields = host_fields(_json(), create=True)
+        _check_name(services, fields)
         created = store.create_host(segment_id, fields, services.clock.now(), source="api")
         return jsonify({"host": views.host(created)}), 201
 
@@ -173,6 +164,7 @@ def _blueprint(services: Services) -> Blueprint:
     @api.put("/segments/<segment_id>/hosts/<host_id>")
     def update_host(segment_id: str, host_id: str) -> Response:
         changes = host_fields(_json(), create=False)
+        _check_name(services, changes)
         updated = store.update_host(segment_id, host_id, changes, services.clock.now(), source="api")
         return jsonify({"host": views.host(updated)})
 
@@ -224,3 +216,33 @@ def _matches(wanted: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
 
 def _no_content() -> Response:
     return Response(b"", status=204, content_type="application/json")
+
+
+def _add_error_handlers(api: Blueprint) -> None:
+    @api.errorhandler(InputError)
+    def bad_request(exc: InputError) -> Response:
+        field = "fencing" + exc.field[3:] if exc.field.startswith("bmc") else exc.field
+        return fault(400, f"Invalid input for field/attribute {field}. {exc.problem}")
+
+    @api.errorhandler(NotFound)
+    def not_found(exc: NotFound) -> Response:
+        return fault(404, exc.message)
+
+    @api.errorhandler(InventoryConflict)
+    def conflict(exc: InventoryConflict) -> Response:
+        return fault(409, exc.message)
+
+    @api.errorhandler(ConfigError)
+    def nova_not_configured(exc: ConfigError) -> Response:
+        return fault(503, f"could not check the host name against Nova: {exc.message}")
+
+    @api.errorhandler(ComputeError)
+    def nova_failed(exc: ComputeError) -> Response:
+        # Only the host-name check asks Nova here, before anything is written.
+        return fault(503, f"could not check the host name against Nova: {exc.described}")
+
+
+def _check_name(services: Services, fields: dict[str, Any]) -> None:
+    """A host's name must be one Nova runs nova-compute on, as Masakari requires (400)."""
+    if "name" in fields and services.settings.nova.require_compute_hosts:
+        require_compute_hosts(services.compute(), [str(fields["name"])])

@@ -32,6 +32,7 @@ def cli_env(
                 "redis_url": settings.redis_url.get_secret_value(),
                 "queue_name": settings.queue_name,
                 "webhook": {"bearer_tokens": ["t0k3n-for-tests"]},
+                "nova": {"require_compute_hosts": False},  # no Nova here (see test_compute_host_check.py)
             }
         )
     )

@@ -18,6 +18,7 @@ from receiver.bootstrap import build
 from receiver.cli import main
 from receiver.domain.record import AlertEvent, Status, iso
 from receiver.settings import Settings
+from tests.integration.masakari.conftest import WITHOUT_NOVA
 from tests.unit.notify.records import new_record
 
 pytestmark = pytest.mark.integration
@@ -36,6 +37,7 @@ def lazarus(
                 "queue_name": settings.queue_name,
                 "webhook": {"bearer_tokens": ["t0k3n-for-tests"]},
                 "evacuation": {"shared_storage": True},  # a setting that segments may override
+                "nova": WITHOUT_NOVA,
             }
         )
     )
