@@ -103,6 +103,10 @@ class EvacuationSettings(_Section):
     # data when evacuated. Off, such an instance without a volume is recorded as not evacuable:
     # Nova would rebuild it from its image and its data would be gone.
     shared_storage: bool = False
+    # Project IDs whose instances are never evacuated: another service recovers them (Octavia's
+    # amphorae: evacuate rebuilds one without the config Octavia injected and its load balancer
+    # stays in ERROR; Octavia's health manager replaces it). Recorded as left by policy.
+    exclude_projects: list[str] = Field(default_factory=list)
     # A capacity plan that falls short: proceed | proceed_with_what_fits | hold_for_approval.
     capacity_policy: str = Field(
         default="proceed", pattern="^(proceed|proceed_with_what_fits|hold_for_approval)$"

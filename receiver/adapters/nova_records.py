@@ -66,6 +66,7 @@ def server(raw: dict[str, Any]) -> Server:
         power_state=raw.get("OS-EXT-STS:power_state"),
         locked_reason=raw.get("locked_reason"),
         disks=DiskFacts.from_nova(raw.get("image"), raw.get("os-extended-volumes:volumes_attached")),
+        project_id=raw.get("tenant_id"),
     )
 
 

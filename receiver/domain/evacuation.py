@@ -163,7 +163,7 @@ def judge_outcome(moves: Sequence[VMove], host: str) -> tuple[Status, Reason, st
     stuck = [m for m in moves if m.status is MoveStatus.IGNORED and m.reason in UNRECOVERED]
     moved = [m for m in moves if m.status is MoveStatus.SUCCEEDED]
     by_policy = [m for m in moves if m.status is MoveStatus.IGNORED and m.reason in LEFT_BY_POLICY]
-    tail = f"; {len(by_policy)} left by policy (not HA-enabled, or ERROR skipped)" if by_policy else ""
+    tail = f"; {len(by_policy)} left by policy ({_policy_reasons(by_policy)})" if by_policy else ""
     if failed:
         detail = "; ".join(f"{m.instance_name}: {m.message}" for m in failed)
         count = len(failed) + len(stuck)
@@ -189,6 +189,19 @@ def judge_outcome(moves: Sequence[VMove], host: str) -> tuple[Status, Reason, st
             f"no instances to evacuate on {host}; host stays fenced{tail}",
         )
     return Status.FINISHED, Reason.COMPLETED, f"{len(moved)} instances recovered off {host}{tail}"
+
+
+_POLICY_WORDS = {
+    Reason.NOT_HA_ENABLED: "not HA-enabled",
+    Reason.INSTANCE_IN_ERROR: "ERROR skipped",
+    Reason.EXCLUDED_PROJECT: "excluded project",
+}
+
+
+def _policy_reasons(moves: Sequence[VMove]) -> str:
+    """Which policies left them out, in a fixed order: 'not HA-enabled, excluded project'."""
+    found = {m.reason for m in moves}
+    return ", ".join(words for reason, words in _POLICY_WORDS.items() if reason.value in found)
 
 
 # What a human must look at: instances that cannot move at all, or found no room.

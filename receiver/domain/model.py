@@ -82,6 +82,7 @@ class Server:
     power_state: int | None = None  # OS-EXT-STS:power_state: 1 running, 4 shutdown, 6 crashed
     locked_reason: str | None = None  # 2.73+
     disks: DiskFacts = UNKNOWN_DISKS  # from `image` and `os-extended-volumes:volumes_attached`
+    project_id: str | None = None  # tenant_id
 
 
 @dataclass(frozen=True)

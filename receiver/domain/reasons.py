@@ -67,6 +67,7 @@ class Reason(enum.StrEnum):
     INTERNAL_ERROR = "internal_error"
     # placement: which instances of a dead host move, and where (selection, placement, diagnosis)
     INSTANCE_IN_ERROR = "instance_in_error"  # skipped by configuration
+    EXCLUDED_PROJECT = "excluded_project"  # its project's service recovers it (evacuation.exclude_projects)
     PCI_PASSTHROUGH = "pci_passthrough"  # flavor pci_passthrough:alias: the device stays on the dead host
     LOCAL_DISK = "local_disk"  # image-backed root on local storage, no volume, no shared storage
     NUMA_UNSATISFIABLE = "numa_unsatisfiable"  # pinned CPUs / NUMA nodes that no target offers

@@ -38,7 +38,7 @@ from receiver.domain.reasons import Reason
 # Reasons for an instance that cannot be evacuated at all (as opposed to one left out by policy).
 NON_EVACUABLE = frozenset({Reason.PCI_PASSTHROUGH, Reason.LOCAL_DISK, Reason.NUMA_UNSATISFIABLE})
 # Reasons for an instance the policy leaves out (no failure: nobody asked for it to move).
-LEFT_BY_POLICY = frozenset({Reason.NOT_HA_ENABLED, Reason.INSTANCE_IN_ERROR})
+LEFT_BY_POLICY = frozenset({Reason.NOT_HA_ENABLED, Reason.INSTANCE_IN_ERROR, Reason.EXCLUDED_PROJECT})
 
 _PRIORITY = re.compile(r"[+-]?[0-9]{1,9}")
 _PINNED_POLICIES = frozenset({"dedicated", "mixed"})  # mixed: counted as all dedicated (conservative)
@@ -80,6 +80,9 @@ class SelectionPolicy:
     shared_storage: bool = False  # the host or segment declares shared instance storage
     ha_key: str = "HA_Enabled"
     priority_key: str = "lazarus:priority"
+    # Projects whose instances another service recovers itself (Octavia's amphorae: a rebuild
+    # loses what Octavia injected at boot, and the load balancer is left in ERROR).
+    exclude_projects: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,12 @@ def select_instances(
     warnings: list[str] = []
     for server in servers:
         label = instance_label(server)
+        if server.project_id is not None and server.project_id in policy.exclude_projects:
+            message = (
+                f"{label} belongs to project {server.project_id}, whose service recovers its own instances"
+            )
+            skipped.append(Skipped(server, Reason.EXCLUDED_PROJECT, message))
+            continue
         enabled = ha_enabled(server, policy.ha_key)
         if not (enabled or policy.evacuate_all):
             message = f"{label} lacks metadata {policy.ha_key}=True and the segment does not evacuate all"

@@ -9,7 +9,7 @@
     POST /lab/hosts/<host>/compute        {"running": false} kill nova-compute on a live host (guests
                                           keep running); {"running": true} starts it (init_host runs)
     POST /lab/servers                     {"name", "host", "flavor"?, "stopped"?, "metadata"?,
-                                          "boot_from_volume"?, "volumes"?: N} -> 201
+                                          "boot_from_volume"?, "volumes"?: N, "project_id"?} -> 201
     GET  /lab/servers/<id>                Nova's record (vm_state, task_state, power_state) beside what the
                                           hypervisor reports (hypervisor_power_state)
     POST /lab/servers/<id>/crash          {"power_state"?: 4 (default) | 6, "sync_after"?: S | null} the
@@ -269,6 +269,7 @@ def _add_server(cloud: Cloud, body: dict[str, Any]) -> Instance:
         metadata={str(k): str(v) for k, v in metadata.items()},
         boot_from_volume=bool(body.get("boot_from_volume", False)),
         volumes=volumes,
+        project_id=str(body.get("project_id") or "demo"),
     )
 
 

@@ -176,6 +176,7 @@ class LabControl:
         metadata: dict[str, str] | None = None,
         boot_from_volume: bool = False,
         volumes: int = 0,
+        project_id: str = "demo",
     ) -> str:
         """A server already running (or SHUTOFF) on `host`, placed without the scheduler.
         `flavor` is a flavor id or name (topology.FLAVORS). Booted from a volume, Nova shows
@@ -188,6 +189,7 @@ class LabControl:
             "metadata": metadata or {},
             "boot_from_volume": boot_from_volume,
             "volumes": volumes,
+            "project_id": project_id,
         }
         if flavor is not None:
             body["flavor"] = flavor

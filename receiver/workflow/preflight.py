@@ -48,6 +48,7 @@ def policies(host: HostView, settings: EvacuationSettings, ha_key: str) -> Polic
         skip_error=pick(segment.skip_error_instances, settings.skip_error_instances),
         shared_storage=pick(segment.shared_storage, settings.shared_storage),
         ha_key=ha_key,
+        exclude_projects=frozenset(settings.exclude_projects),
     )
     return Policies(selection, CapacityPolicy(segment.capacity_policy or settings.capacity_policy))
 

@@ -104,6 +104,27 @@ def test_without_hypervisor_figures_the_recovery_goes_on_unchecked(
         assert {m.dest_host for m in got.values()} == {target}
 
 
+@pytest.mark.parametrize(
+    "lab_settings",
+    [{"evacuation": {"evacuate_all": True, "exclude_projects": ["octavia-svc"]}}],
+    indirect=True,
+)
+def test_an_excluded_projects_instance_stays_recorded_as_left_by_policy(lab_rig: LabRig) -> None:
+    """Octavia's amphorae: evacuating one rebuilds it without what Octavia injected at boot;
+    Octavia's health manager replaces it instead. Even under evacuate_all it stays."""
+    amphora = lab_rig.control.add_server(
+        "amphora-1", "node-01", boot_from_volume=True, project_id="octavia-svc"
+    )
+    record = recover(lab_rig)
+    assert (record.status, record.reason) == (Status.FINISHED, "completed"), story(record)
+    [left] = [m for m in record.vmoves if m.instance_uuid == amphora]
+    assert (left.status, left.reason) == (MoveStatus.IGNORED, "excluded_project")
+    assert "belongs to project octavia-svc" in left.message
+    assert amphora not in {e["instance_uuid"] for e in lab_rig.evacuations()}
+    assert sorted(moved(record)) == ["node-01-vm-01", "node-01-vm-02", "node-01-vm-03", "node-01-vm-04"]
+    assert record.message.endswith("1 left by policy (excluded project)")
+
+
 @lab("reserved_host", capacity=(f"spare-01:memory_mb={TWO_MORE}",))
 def test_a_spare_that_runs_out_leaves_a_partial_plan_and_a_diagnosis(lab_rig: LabRig) -> None:
     record = recover(lab_rig)

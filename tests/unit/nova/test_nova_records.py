@@ -69,19 +69,21 @@ def test_server_disks_and_lock_reason() -> None:
         "os-extended-volumes:volumes_attached": [{"id": "v1", "delete_on_termination": False}],
         "locked": True,
         "locked_reason": "lazarus recovery r-1",
+        "tenant_id": "p-1",
     }
     server = records.server(volume_backed)
-    assert (server.disks, server.locked, server.locked_reason) == (
+    assert (server.disks, server.locked, server.locked_reason, server.project_id) == (
         DiskFacts(True, 1),
         True,
         "lazarus recovery r-1",
+        "p-1",
     )
     image_backed = records.server(
         {"id": "s2", "image": {"id": "img"}, "os-extended-volumes:volumes_attached": []}
     )
     assert image_backed.disks == DiskFacts(False, 0) and image_backed.locked_reason is None
     partial = records.server({"id": "s3", "status": "UNKNOWN"})  # a server in a down cell
-    assert partial.disks == DiskFacts(None, 0)
+    assert partial.disks == DiskFacts(None, 0) and partial.project_id is None
 
 
 def test_aggregate() -> None:

@@ -126,7 +126,17 @@ def done(status: MoveStatus, reason: str | None = None, name: str = "vm") -> VMo
             [done(MoveStatus.SUCCEEDED), done(MoveStatus.IGNORED, "not_ha_enabled", "x")],
             Status.FINISHED,
             Reason.COMPLETED,
-            "1 left by policy",
+            "1 instances recovered off dead-01; 1 left by policy (not HA-enabled)",
+        ),
+        (
+            [
+                done(MoveStatus.IGNORED, "excluded_project", "amphora"),
+                done(MoveStatus.SUCCEEDED),
+                done(MoveStatus.IGNORED, "instance_in_error", "e"),
+            ],
+            Status.FINISHED,
+            Reason.COMPLETED,
+            "2 left by policy (ERROR skipped, excluded project)",
         ),
         ([], Status.FINISHED, Reason.NO_INSTANCES, "no instances"),
         (

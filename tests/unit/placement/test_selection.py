@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -67,6 +67,24 @@ def test_error_instances_skipped_when_configured(
     selection = select([server("a", status=status, vm_state=vm_state)], skip_error=skip_error)
     assert [s.reason for s in selection.skipped] == ([reason] if reason else [])
     assert len(selection.to_move) == (0 if reason else 1)
+
+
+@pytest.mark.parametrize("evacuate_all", [False, True])
+def test_an_excluded_projects_instances_stay_even_when_ha_enabled_or_evacuating_all(
+    evacuate_all: bool,
+) -> None:
+    amphora = replace(server("amp", name="amphora-1"), project_id="octavia")
+    tenant = replace(server("vm"), project_id="tenant-a")
+    unknown = server("partial")  # a server from an unreachable cell: no project, never excluded
+    selection = select(
+        [amphora, tenant, unknown], evacuate_all=evacuate_all, exclude_projects=frozenset({"octavia"})
+    )
+    assert selection.to_move == (tenant, unknown)
+    [skipped] = selection.skipped
+    assert (skipped.server, skipped.reason) == (amphora, Reason.EXCLUDED_PROJECT)
+    assert skipped.message == (
+        "amphora-1 (amp) belongs to project octavia, whose service recovers its own instances"
+    )
 
 
 @pytest.mark.parametrize(
