@@ -204,6 +204,29 @@ def test_a_short_plan_holds_for_approval_before_anything_is_fenced(lab_rig: LabR
     assert done.marks["approved_by"] == "carol"
 
 
+@lab("auto", capacity=FULL_NODES)
+def test_the_segments_own_fields_override_the_settings(lab_rig: LabRig) -> None:
+    """Settings say proceed and only HA-enabled instances; the segment says hold and all."""
+    change = {"capacity_policy": "hold_for_approval", "evacuate_all": True}
+    lab_rig.services.inventory.update_segment("lab", change, utc_now())
+    lab_rig.control.kill("node-01")
+    waiting = lab_rig.run(lab_rig.alert("node-01"))
+    assert (waiting.status, waiting.reason) == (Status.RUNNING, "awaiting_approval"), story(waiting)
+    assert waiting.plan is not None and waiting.plan["not_selected"] == []
+    assert "node-01-vm-03" in {u["name"] for u in waiting.plan["cannot_place"]}  # not HA-enabled, yet planned
+    assert lab_rig.evacuations() == []
+
+
+@lab("auto")
+@pytest.mark.parametrize("lab_settings", [{"evacuation": {"evacuate_all": True}}], indirect=True)
+def test_a_segment_that_does_not_evacuate_all_overrides_settings_that_do(lab_rig: LabRig) -> None:
+    lab_rig.services.inventory.update_segment("lab", {"evacuate_all": False}, utc_now())
+    record = recover(lab_rig)
+    assert record.status is Status.FINISHED, story(record)
+    [left] = [m for m in record.vmoves if m.instance_name == "node-01-vm-03"]
+    assert (left.status, left.reason) == (MoveStatus.IGNORED, "not_ha_enabled")
+
+
 @lab("auto", shared_storage=False)
 def test_instances_that_cannot_be_evacuated_are_recorded_up_front_and_never_attempted(
     lab_rig: LabRig,
