@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -19,6 +21,8 @@ from receiver.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from receiver.bootstrap import Services
+
+log = logging.getLogger(__name__)
 
 
 def _settings() -> Settings:
@@ -194,21 +198,39 @@ def notify_test(notifier: str) -> None:
         raise SystemExit(1)
 
 
-def _start_prober(services: Any, stop: threading.Event, owner: str) -> None:
-    """One BMC probe round per interval across the cluster (whichever worker claims it)."""
+def probe_round(services: Services) -> Callable[[], object]:
+    """One round of the cluster-wide prober: every host's BMC (read-only), then whether each
+    reserved spare could take instances (its nova-compute, from one Nova listing)."""
     from receiver.bootstrap import utc_now
-    from receiver.probe import ProbeStore, probe_all, probe_forever
+    from receiver.monitoring.spare_readiness import ReadinessStore, check_spares
+    from receiver.probe import ProbeStore, probe_all
 
     config = services.settings.probe
     store = ProbeStore(services.redis, services.settings.key_prefix, config.max_age_s)
+    readiness = ReadinessStore(services.redis, services.settings.key_prefix)
 
     def run_round() -> object:
         hosts = [view.spec for view in services.inventory.hosts()]
-        return probe_all(hosts, services.power, utc_now, store=store, parallel=config.parallel)
+        results = probe_all(hosts, services.power, utc_now, store=store, parallel=config.parallel)
+        spares = [h.name for h in hosts if h.reserved]
+        try:
+            check_spares(spares, services.compute(), readiness, utc_now(), config.max_age_s)
+        except LazarusError as exc:  # Nova unreachable: the last verdict ages out to unknown
+            log.warning("spare readiness not checked", extra={"error": exc.message})
+        return results
 
+    return run_round
+
+
+def _start_prober(services: Services, stop: threading.Event, owner: str) -> None:
+    """One probe round per interval across the cluster (whichever worker claims it)."""
+    from receiver.probe import ProbeStore, probe_forever
+
+    config = services.settings.probe
+    store = ProbeStore(services.redis, services.settings.key_prefix, config.max_age_s)
     thread = threading.Thread(
         target=probe_forever,
-        args=(run_round, store, owner, config.interval_s, stop),
+        args=(probe_round(services), store, owner, config.interval_s, stop),
         name="bmc-probe",
         daemon=True,
     )

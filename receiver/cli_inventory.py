@@ -102,13 +102,16 @@ def _segment_group(services_factory: Callable[[], object]) -> click.Group:
     def segment_show(segment_ref: str, as_json: bool) -> None:
         """A segment, its hosts, its placement settings in effect, and which hosts are free
         reserved spares (a spare an open recovery holds is not free)."""
+        from receiver.monitoring.spare_readiness import ReadinessStore
         from receiver.monitoring.spares import read_claims, segment_spares
         from receiver.web import views
 
         services: Any = services_factory()
         seg, hosts = _call(lambda: services.inventory.segment_hosts(segment_ref))
         claims = _call(lambda: read_claims(services.store))
-        spares = segment_spares(seg.spec, hosts, claims)
+        readiness = ReadinessStore(services.redis, services.settings.key_prefix)
+        unready = {k: v for k, v in _call(readiness.unready).items() if k in {h.spec.name for h in hosts}}
+        spares = segment_spares(seg.spec, hosts, claims, unready)
         if as_json:
             body = {
                 **views.segment(seg),
@@ -120,6 +123,7 @@ def _segment_group(services_factory: Callable[[], object]) -> click.Group:
                     "needed": spares.needed,
                     "free": list(spares.verdict.free),
                     "held": {h.spec.name: claims[h.spec.name] for h in hosts if h.spec.name in claims},
+                    "not_ready": unready,
                     "message": spares.verdict.message,
                 },
                 "hosts": [views.host(h) for h in hosts],

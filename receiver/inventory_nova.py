@@ -20,7 +20,7 @@ def unknown_to_nova(compute: Compute, names: Collection[str]) -> list[str]:
     """The `names` Nova has no nova-compute service for (one listing, however many names)."""
     if not names:
         return []
-    known = retry_transient(compute.compute_hosts)
+    known = {s.host for s in retry_transient(compute.compute_services)}
     return sorted(n for n in set(names) if n not in known)
 
 

@@ -28,6 +28,7 @@ from receiver.domain.alerts import NotificationType
 from receiver.domain.reasons import AlertOutcome
 from receiver.domain.record import Status
 from receiver.errors import LazarusError
+from receiver.monitoring.spare_readiness import ReadinessStore
 from receiver.monitoring.spares import SegmentSpares, all_segment_spares
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,9 @@ class RedisStateCollector(Collector):
         """Per segment: free reserved spares, and whether its recovery method needs one."""
         try:
             segments = all_segment_spares(
-                InventoryStore(self.redis, self.prefix), RecordStore(self.redis, self.prefix)
+                InventoryStore(self.redis, self.prefix),
+                RecordStore(self.redis, self.prefix),
+                ReadinessStore(self.redis, self.prefix),
             )
         except (LazarusError, redis.RedisError) as exc:
             # The families are left out (absent, not zero): a zero would claim "no spare".
@@ -234,7 +237,8 @@ class RedisStateCollector(Collector):
 def spare_families(segments: Iterable[SegmentSpares]) -> Iterator[GaugeMetricFamily]:
     free = GaugeMetricFamily(
         "lazarus_segment_free_spares",
-        "Reserved spares of the segment that are not on maintenance and not held by an open recovery.",
+        "Reserved spares of the segment that are not on maintenance, not held by an open recovery, "
+        "and whose nova-compute was up at the last readiness check.",
         labels=["segment"],
     )
     needed = GaugeMetricFamily(

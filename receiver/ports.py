@@ -49,8 +49,8 @@ class Compute(Protocol):
         """The `nova-compute` service of `host`; NotFound when Nova has none."""
         ...
 
-    def compute_hosts(self) -> set[str]:
-        """The hosts Nova has a `nova-compute` service for."""
+    def compute_services(self) -> list[ComputeService]:
+        """Every `nova-compute` service Nova has (one listing)."""
         ...
 
     def force_down(self, service: ComputeService) -> ComputeService: ...

@@ -132,9 +132,9 @@ class NovaCompute:
             raise ComputeError(f"Nova has {len(matches)} nova-compute services for host {host}: {ids}")
         return records.service(matches[0])
 
-    def compute_hosts(self) -> set[str]:
+    def compute_services(self) -> list[ComputeService]:
         body = self._request("GET", "/os-services?binary=nova-compute", what="list the nova-compute services")
-        return {str(s["host"]) for s in body.get("services", []) if s.get("host")}
+        return [records.service(s) for s in body.get("services", []) if s.get("host")]
 
     def force_down(self, service: ComputeService) -> ComputeService:
         return self._update_service(service, {"forced_down": True}, what="force down")

@@ -246,6 +246,7 @@ class SegmentHost:
     name: str
     reserved: bool
     on_maintenance: bool
+    unready: str | None = None  # why it could not take instances now (its nova-compute down, ...)
 
 
 @dataclass(frozen=True)
@@ -265,27 +266,39 @@ def spares_left(
 ) -> SpareVerdict:
     """Whether a segment whose recovery method needs reserved spares still has a free one.
 
-    A spare is free when it is reserved, not on maintenance and not `claimed`: the hosts
-    that an open recovery holds (the host failed itself, or a plan took it as its spare).
+    A spare is free when it is reserved, not on maintenance, ready (the last check found its
+    nova-compute up) and not `claimed`: the hosts that an open recovery holds (the host failed
+    itself, or a plan took it as its spare).
     """
     routes = ROUTES.get(str(method))
     if routes is None:
         raise ValueError(f"unknown recovery method {method!r}")
     reserved = [h for h in hosts if h.reserved]
-    free = tuple(h.name for h in reserved if not h.on_maintenance and h.name not in claimed)
+    free = tuple(
+        h.name for h in reserved if not h.on_maintenance and h.unready is None and h.name not in claimed
+    )
     needed = Route.RESERVED_HOST in routes
     if not needed:
         return SpareVerdict(False, free, None, f"segment {segment}: recovery method {method} uses no spares")
     if free:
-        return SpareVerdict(
-            True, free, None, f"segment {segment}: {plural(len(free), 'free spare')}: {', '.join(free)}"
+        # A spare that would not take instances is said even while others are free: one fewer.
+        broken = "".join(
+            f"; {h.name} not ready: {h.unready}" for h in reserved if h.unready and h.name not in claimed
         )
-    busy = [
-        f"{h.name} {'on maintenance' if h.on_maintenance else 'held by an open recovery'}" for h in reserved
-    ]
+        message = f"segment {segment}: {plural(len(free), 'free spare')}: {', '.join(free)}{broken}"
+        return SpareVerdict(True, free, None, message)
+    busy = [f"{h.name} {_why_not_free(h, claimed)}" for h in reserved]
     why = f" ({'; '.join(busy)})" if busy else " (no host is reserved)"
     fallback = "; only the scheduler will take instances" if Route.SCHEDULER in routes else ""
     message = (
         f"segment {segment}: recovery method {method} needs a free reserved spare and has none{why}{fallback}"
     )
     return SpareVerdict(True, (), Reason.NO_FREE_SPARE, message)
+
+
+def _why_not_free(host: SegmentHost, claimed: Collection[str]) -> str:
+    if host.on_maintenance:
+        return "on maintenance"
+    if host.name in claimed:
+        return "held by an open recovery"
+    return f"not ready: {host.unready}"

@@ -188,8 +188,9 @@ def overview() -> dict[str, Any]:
             "timeseries",
             (Query(f"max by (segment) (lazarus_segment_free_spares{{{L}}})", "{{segment}}"),),
             description=(
-                "Reserved spares not on maintenance and not held by an open recovery. A segment whose "
-                "recovery method uses spares (reserved_host, auto_priority, rh_priority) needs one."
+                "Reserved spares not on maintenance, not held by an open recovery, and whose nova-compute "
+                "was up at the last check. A segment whose recovery method uses spares (reserved_host, "
+                "auto_priority, rh_priority) needs one."
             ),
         ),
         Panel(

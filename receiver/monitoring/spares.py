@@ -20,6 +20,7 @@ from receiver.domain.diagnosis import SegmentHost, SpareVerdict, spares_left
 from receiver.domain.record import Notification, Status
 from receiver.errors import NotFound
 from receiver.inventory import SegmentSpec
+from receiver.monitoring.spare_readiness import ReadinessStore
 
 # An errored record stays in the open set, holding its host and spares, until it is retried.
 _HOLDING = frozenset({Status.NEW, Status.RUNNING, Status.ERROR})
@@ -56,12 +57,19 @@ def claims_of(records: Iterable[Notification]) -> dict[str, str]:
 
 
 def segment_spares(
-    segment: SegmentSpec, hosts: Sequence[HostView], claims: Mapping[str, str]
+    segment: SegmentSpec,
+    hosts: Sequence[HostView],
+    claims: Mapping[str, str],
+    unready: Mapping[str, str] | None = None,
 ) -> SegmentSpares:
     """`hosts` are the segment's, with their runtime state; a host claim (`HostView.recovery`)
-    counts as held even when its record could not be read."""
+    counts as held even when its record could not be read. `unready`: spare -> why it could
+    not take instances (spare_readiness)."""
     held = {**{h.spec.name: h.recovery for h in hosts if h.recovery}, **claims}
-    members = [SegmentHost(h.spec.name, h.spec.reserved, h.on_maintenance) for h in hosts]
+    why = unready or {}
+    members = [
+        SegmentHost(h.spec.name, h.spec.reserved, h.on_maintenance, why.get(h.spec.name)) for h in hosts
+    ]
     verdict = spares_left(segment.name, segment.recovery_method, members, held)
     return SegmentSpares(segment, verdict)
 
@@ -77,14 +85,17 @@ def read_claims(records: RecordStore) -> dict[str, str]:
     return claims_of(found)
 
 
-def all_segment_spares(inventory: InventoryStore, records: RecordStore) -> list[SegmentSpares]:
+def all_segment_spares(
+    inventory: InventoryStore, records: RecordStore, readiness: ReadinessStore
+) -> list[SegmentSpares]:
     """Every segment's spare verdict, in inventory order. Raises StoreUnavailable or ConfigError."""
     claims = read_claims(records)
+    unready = readiness.unready()
     hosts = inventory.hosts()
     by_segment: dict[str, list[HostView]] = {}
     for view in hosts:
         by_segment.setdefault(view.segment.uuid, []).append(view)
     return [
-        segment_spares(segment, by_segment.get(segment.uuid, []), claims)
+        segment_spares(segment, by_segment.get(segment.uuid, []), claims, unready)
         for segment in inventory.load().segments
     ]

@@ -67,11 +67,13 @@ def test_service_of_an_unknown_host_is_not_found(target) -> None:
     assert UNKNOWN_HOST in str(error)
 
 
-def test_compute_hosts_are_the_nova_compute_services(target) -> None:
-    """One listing answers 'is this a host Nova runs nova-compute on?' for a whole inventory."""
-    hosts = target.compute().compute_hosts()
-    assert hosts == set(target.admin.compute_hosts())
-    assert target.victim in hosts and UNKNOWN_HOST not in hosts
+def test_compute_services_are_every_nova_compute(target) -> None:
+    """One listing answers 'is this a host Nova runs nova-compute on, and is it up?' for a
+    whole inventory (host names, spare readiness)."""
+    services = {s.host: s for s in target.compute().compute_services()}
+    assert sorted(services) == target.admin.compute_hosts()
+    assert UNKNOWN_HOST not in services
+    assert services[target.victim].id == target.compute().service(target.victim).id
 
 
 def test_force_down_then_disable(target) -> None:

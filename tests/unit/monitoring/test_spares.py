@@ -9,11 +9,13 @@ import pytest
 
 from receiver.adapters.redis_inventory import HostView
 from receiver.domain.alerts import NotificationType
+from receiver.domain.model import ComputeService
 from receiver.domain.reasons import Reason
 from receiver.domain.record import Status
 from receiver.inventory import HostSpec, RecoveryMethod, SegmentSpec
 from receiver.inventory_edits import HostState
 from receiver.metrics import spare_families
+from receiver.monitoring.spare_readiness import judge_spares, why_unready
 from receiver.monitoring.spares import claims_of, segment_spares
 from tests.unit.notify.records import new_record
 
@@ -91,6 +93,36 @@ def test_the_verdict_says_why_no_spare_is_free() -> None:
     views = [view(seg, "s1", reserved=True, maintenance=True), view(seg, "s2", reserved=True)]
     message = segment_spares(seg, views, {"s2": "r1"}).verdict.message
     assert "s1 on maintenance" in message and "s2 held by an open recovery" in message
+
+
+def test_a_spare_that_could_not_take_instances_is_not_free_and_says_why() -> None:
+    seg = segment()
+    views = [view(seg, "s1", reserved=True), view(seg, "s2", reserved=True)]
+    unready = {"s2": "its nova-compute is down (checked 2026-11-25T13:00:00+00:00)"}
+    one = segment_spares(seg, views, {}, unready)
+    assert one.verdict.free == ("s1",) and not one.short
+    assert one.verdict.message == (
+        "segment rack-a: 1 free spare: s1; "
+        "s2 not ready: its nova-compute is down (checked 2026-11-25T13:00:00+00:00)"
+    )
+    none = segment_spares(seg, views, {"s1": "r1"}, unready)
+    assert none.short and "s2 not ready: its nova-compute is down" in none.verdict.message
+
+
+@pytest.mark.parametrize(
+    ("service", "why"),
+    [
+        (None, "Nova has no nova-compute service for it"),
+        (ComputeService("1", "s1", "up", "disabled", False), None),  # disabled: how spares are kept
+        (ComputeService("1", "s1", "up", "enabled", False), None),
+        (ComputeService("1", "s1", "down", "disabled", False), "its nova-compute is down"),
+        (ComputeService("1", "s1", "up", "disabled", True), "its nova-compute is forced down"),
+    ],
+)
+def test_why_a_spare_is_not_ready(service: ComputeService | None, why: str | None) -> None:
+    assert why_unready("s1", service) == why
+    listed = [] if service is None else [service]
+    assert judge_spares(["s1"], listed) == ({} if why is None else {"s1": why})
 
 
 def test_gauges_one_series_per_segment() -> None:
