@@ -68,6 +68,11 @@ class Services:
             )
         return self._compute
 
+    def forget_connections(self) -> None:
+        """Drop the Nova connection (a forked child's: its pooled keep-alive sockets are the
+        parent's too, and two processes on one socket garble each other's requests)."""
+        self._compute = None
+
     def power(self, driver: str) -> PowerController:
         """The fence driver by name; each is built on first use (a worker may never need Redfish)."""
         if driver not in self._power:

@@ -4,6 +4,7 @@ workflow, and turns anything unexpected into an `error` record instead of a sile
 from __future__ import annotations
 
 import logging
+import os
 
 from receiver.bootstrap import Services, build
 from receiver.domain.alerts import NotificationType
@@ -19,6 +20,16 @@ log = logging.getLogger(__name__)
 
 # Set by `lazarus worker` before it starts working, inherited by forked work-horses.
 _services: Services | None = None
+
+
+def _forget_connections_in_child() -> None:
+    # The worker's prober thread uses Nova from the parent process; each RQ work-horse is a
+    # fork of it and must open its own connection rather than share the parent's sockets.
+    if _services is not None:
+        _services.forget_connections()
+
+
+os.register_at_fork(after_in_child=_forget_connections_in_child)
 
 
 def configure(services: Services) -> None:

@@ -5,12 +5,14 @@ alert's input, and `lazarus segment show` stop counting it, before the night it 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
+from receiver import jobs
 from receiver.cli import main, probe_round
 from receiver.lab.testing import wait_until
 from receiver.monitoring.spare_readiness import ReadinessStore
@@ -58,3 +60,26 @@ def test_a_spare_whose_nova_compute_died_is_not_counted_free(
     wait_until(lambda: lab_rig.service("spare-02")["state"] == "up", timeout=30, what="spare-02 up")
     assert check(lab_rig) == {}
     assert free(lab_rig.services) == {"lab": 2.0}
+
+
+@pytest.mark.parametrize("lab_options", [OPTIONS], indirect=True)
+def test_a_forked_work_horse_opens_its_own_nova_connection(lab_rig: LabRig) -> None:
+    """The prober uses Nova in the worker process; RQ forks a work-horse per job from it. The
+    child must not reuse the parent's connection (its pooled sockets are shared after fork)."""
+    jobs.configure(lab_rig.services)
+    parents = lab_rig.services.compute()
+    probe_round(lab_rig.services)()  # the parent's connection is now in use
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # the work-horse
+        try:
+            fresh = lab_rig.services.compute()
+            answer = b"own" if fresh is not parents and fresh.compute_services() else b"shared"
+        except BaseException:
+            answer = b"error"
+        os.write(writer, answer)
+        os._exit(0)
+    os.close(writer)
+    _, status = os.waitpid(child, 0)
+    assert os.read(reader, 16) == b"own" and os.waitstatus_to_exitcode(status) == 0
+    assert lab_rig.services.compute() is parents  # the parent keeps its own
