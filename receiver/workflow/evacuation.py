@@ -191,6 +191,12 @@ def _lock(ctx: RecoveryContext, compute: Compute, rules: MoveRules, move: VMove,
     except ComputeError as exc:
         # A lock is a courtesy to the owner, not a safety condition: the move goes on.
         ctx.step("lock", "failed", f"could not lock {move.instance_name}: {exc.described}")
+        if isinstance(exc, ComputeRejected):
+            # Nova refused it, so no lock of ours exists: the record must not claim one (nor
+            # tell the operator to unlock by hand). A timeout may hide a lock: that one stays.
+            move = replace(move, locked_by_us=False)
+            refused = ctx.clock.now()
+            ctx.update(lambda r: _unlocked(r, move.instance_uuid, refused))
     return move
 
 
