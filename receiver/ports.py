@@ -69,8 +69,9 @@ class Compute(Protocol):
 
     def server(self, server_id: str) -> Server: ...
 
-    def evacuate(self, server_id: str, target_host: str | None = None) -> None:
-        """Ask Nova to rebuild the server elsewhere; the scheduler chooses when no target."""
+    def evacuate(self, server_id: str, target_host: str | None = None) -> str | None:
+        """Ask Nova to rebuild the server elsewhere; the scheduler chooses when no target.
+        Returns Nova's request id: an asynchronous failure is found in its logs under it."""
         ...
 
     def start(self, server_id: str) -> None: ...

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from keystoneauth1 import exceptions as ksa_exc
 from openstack import exceptions as sdk_exc
 
 from receiver.adapters import nova_records as records
+from receiver.adapters.nova_http import exchange, request_id
 from receiver.domain.capacity import HypervisorReport
 from receiver.domain.model import Aggregate, ComputeService, Migration, Server, ServerAction
 from receiver.errors import ComputeError, ComputeRejected, ComputeUnavailable, ConfigError, NotFound
@@ -41,7 +42,6 @@ LAST_STATE_PRESERVING_EVACUATE = (2, 94)
 # os-hypervisors reports vcpus, memory_mb, local_gb and their *_used up to 2.87; 2.88 removed them.
 LAST_HYPERVISOR_FIGURES = (2, 87)
 MAX_LOCK_REASON = 255  # Nova's schema for locked_reason (2.73+)
-_MAX_MESSAGE = 400
 _POWER_ACTIONS = frozenset({"stop", "start", "reboot"})
 
 
@@ -180,16 +180,17 @@ class NovaCompute:
         body = self._request("GET", f"/servers/{quote(server_id, safe='')}", what=f"get server {server_id}")
         return records.server(body["server"])
 
-    def evacuate(self, server_id: str, target_host: str | None = None) -> None:
+    def evacuate(self, server_id: str, target_host: str | None = None) -> str | None:
         args: dict[str, Any] = {} if target_host is None else {"host": target_host}
         where = "to a host of the scheduler's choice" if target_host is None else f"to host {target_host}"
-        self._request(
+        response = self._exchange(
             "POST",
             f"/servers/{quote(server_id, safe='')}/action",
             json={"evacuate": args},
             microversion=self._evacuate_microversion,
             what=f"evacuate server {server_id} {where}",
         )
+        return request_id(response)
 
     def start(self, server_id: str) -> None:
         self._request(
@@ -341,23 +342,7 @@ class NovaCompute:
         json: dict[str, Any] | None = None,
         microversion: str | None = None,
     ) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"microversion": microversion or self._microversion, "raise_exc": False}
-        if json is not None:
-            kwargs["json"] = json
-        if method == "GET":
-            kwargs["skip_cache"] = True  # openstacksdk's optional response cache: never stale state
-        try:
-            response = self._compute().request(url, method, **kwargs)
-        except (ksa_exc.ConnectionError, ksa_exc.DiscoveryFailure) as exc:
-            raise ComputeUnavailable(f"Nova unreachable, could not {what}: {_describe(exc)}") from exc
-        except ksa_exc.HttpError as exc:  # raised by the auth plugin (e.g. Keystone), not by Nova
-            _raise_for_status(exc.http_status or 0, what, exc.request_id, _describe(exc))
-        except ksa_exc.ClientException as exc:
-            raise ComputeError(f"could not {what}: {_describe(exc)}") from exc
-        except sdk_exc.SDKException as exc:  # proxy creation: service discovery, configuration
-            raise ComputeUnavailable(f"Nova unusable, could not {what}: {_describe(exc)}") from exc
-        if response.status_code >= 400:
-            _raise_for_status(response.status_code, what, _request_id(response), _nova_message(response))
+        response = self._exchange(method, url, what=what, json=json, microversion=microversion)
         if not response.content:
             return {}
         try:
@@ -365,43 +350,22 @@ class NovaCompute:
         except ValueError as exc:
             raise ComputeUnavailable(
                 f"Nova answered '{what}' with HTTP {response.status_code} but no JSON "
-                f"(request {_request_id(response)})",
+                f"(request {request_id(response)})",
                 status=response.status_code,
-                request_id=_request_id(response),
+                request_id=request_id(response),
             ) from exc
         return body if isinstance(body, dict) else {}
 
-
-def _raise_for_status(status: int, what: str, request_id: str | None, message: str) -> NoReturn:
-    text = f"Nova refused to {what}: HTTP {status} (request {request_id or 'unknown'}): {message}"
-    if status == 404:
-        raise NotFound(text)
-    if status >= 500 or status in (408, 429):
-        raise ComputeUnavailable(text, status=status, request_id=request_id)
-    raise ComputeRejected(text, status=status, request_id=request_id)
-
-
-def _request_id(response: requests.Response) -> str | None:
-    headers = response.headers
-    value = headers.get("x-openstack-request-id") or headers.get("x-compute-request-id")
-    return str(value) if value else None
-
-
-def _nova_message(response: requests.Response) -> str:
-    """Nova's fault body is {"badRequest": {"code": 400, "message": "..."}}; anything else
-    (a proxy's HTML page) is cut short rather than copied whole."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:_MAX_MESSAGE].strip() or response.reason or ""
-    if isinstance(body, dict):
-        for fault in body.values():
-            if isinstance(fault, dict) and "message" in fault:
-                return str(fault["message"])[:_MAX_MESSAGE]
-    return str(body)[:_MAX_MESSAGE]
-
-
-def _describe(exc: BaseException) -> str:
-    # Library messages name the URL and the socket error; tokens travel only in headers,
-    # which keystoneauth never puts into exception text.
-    return f"{type(exc).__name__}: {str(exc)[:_MAX_MESSAGE]}"
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        json: dict[str, Any] | None = None,
+        microversion: str | None = None,
+    ) -> requests.Response:
+        """One request; Nova's answer when it succeeded, else the error it means."""
+        return exchange(
+            self._compute, method, url, what=what, json=json, microversion=microversion or self._microversion
+        )

@@ -67,7 +67,16 @@ def server(raw: dict[str, Any]) -> Server:
         locked_reason=raw.get("locked_reason"),
         disks=DiskFacts.from_nova(raw.get("image"), raw.get("os-extended-volumes:volumes_attached")),
         project_id=raw.get("tenant_id"),
+        fault=_fault_message(raw.get("fault")),
     )
+
+
+def _fault_message(fault: object) -> str | None:
+    # Nova shows the fault of a server in ERROR (say, "No valid host was found. ..."); its
+    # `details` (a traceback, for admins) are left out: the message says what happened.
+    if not isinstance(fault, dict) or not fault.get("message"):
+        return None
+    return str(fault["message"])[:300]
 
 
 def migration(raw: dict[str, Any]) -> Migration:

@@ -77,7 +77,7 @@ def outcomes_from_vmoves(moves: Sequence[VMove]) -> tuple[Outcome, ...]:
     for move in moves:
         found = REQUEST_ID.search(move.message)
         ref = InstanceRef(move.instance_uuid, move.instance_name)
-        request_id = found.group(0) if found else None
+        request_id = found.group(0) if found else move.request_id
         outcomes.append(Outcome(ref, move.status, move.dest_host, move.message, request_id))
     return tuple(outcomes)
 

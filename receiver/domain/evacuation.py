@@ -40,7 +40,9 @@ def judge_move(move: VMove, server: Server, now: datetime, deadline: datetime) -
     moved = server.host is not None and server.host != move.source_host
     if status == "ERROR" and not busy:
         where = f"on {server.host}" if moved else f"still on {move.source_host}"
-        return MoveJudgement(MoveVerdict.FAILED, f"instance went to ERROR {where}")
+        fault = f": {server.fault}" if server.fault else ""
+        request = f" (request {move.request_id})" if move.request_id else ""
+        return MoveJudgement(MoveVerdict.FAILED, f"instance went to ERROR {where}{fault}{request}")
     if moved and not busy:
         if status == move.prior_status:
             return MoveJudgement(MoveVerdict.DONE, f"{status} on {server.host}")

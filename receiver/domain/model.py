@@ -83,6 +83,7 @@ class Server:
     locked_reason: str | None = None  # 2.73+
     disks: DiskFacts = UNKNOWN_DISKS  # from `image` and `os-extended-volumes:volumes_attached`
     project_id: str | None = None  # tenant_id
+    fault: str | None = None  # fault.message of a server in ERROR (why Nova put it there)
 
 
 @dataclass(frozen=True)

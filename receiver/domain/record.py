@@ -115,6 +115,7 @@ class VMove:
     tried_hosts: tuple[str, ...] = ()  # targets of the failed attempts
     reason: str | None = None  # why it was skipped or failed (a Reason value)
     locked_by_us: bool = False  # we locked it for the move and must unlock it
+    request_id: str | None = None  # Nova's id of the last evacuate request (its logs, by this id)
 
 
 @dataclass(frozen=True)

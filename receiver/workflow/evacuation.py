@@ -119,9 +119,12 @@ def _send(ctx: RecoveryContext, compute: Compute, move: VMove) -> VMove:
     ctx.update(lambda r: r.with_vmove(move, started))
     ctx.checkpoint()
     try:
-        _evacuate_once(compute, move)
+        request_id = _evacuate_once(compute, move)
     except ComputeError as exc:
         return _end(ctx, move, MoveStatus.FAILED, None, f"evacuate refused: {exc.described}")
+    if request_id is not None:
+        move = replace(move, request_id=request_id)
+        ctx.update(lambda r: r.with_vmove(move, ctx.clock.now()))
     where = f"to {move.target_host}" if move.target_host else "(the scheduler chooses)"
     ctx.step(
         "evacuate",
@@ -258,15 +261,15 @@ def _watch(ctx: RecoveryContext, compute: Compute, policy: EvacuationSettings, m
         ctx.clock.sleep(policy.poll_interval_s)
 
 
-def _evacuate_once(compute: Compute, move: VMove) -> None:
+def _evacuate_once(compute: Compute, move: VMove) -> str | None:
     """Send the evacuation; after a transient error, ask Nova whether it took it before resending.
+    Returns Nova's request id, when it answered.
 
     A timeout may hide an accepted request: sending it again would be a second evacuation.
     """
     for attempt in range(1, EVACUATE_ATTEMPTS + 1):
         try:
-            compute.evacuate(move.instance_uuid, move.target_host)
-            return
+            return compute.evacuate(move.instance_uuid, move.target_host)
         except ComputeError as exc:
             if not exc.retryable or attempt == EVACUATE_ATTEMPTS:
                 raise
@@ -282,7 +285,8 @@ def _evacuate_once(compute: Compute, move: VMove) -> None:
             except ComputeError:
                 raise exc from None
             if resume_action(move, server, migrations) is ResumeAction.MONITOR:
-                return
+                return None
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _end(ctx: RecoveryContext, move: VMove, status: MoveStatus, dest: str | None, message: str) -> VMove:

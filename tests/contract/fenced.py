@@ -89,7 +89,9 @@ def _not_error(server: Server) -> bool:
 def evacuate_and_wait(fenced: Fenced, role: str, status: str, target_host: str | None = None) -> Server:
     server_id = fenced.servers[role]
     started = time.monotonic()
-    fenced.compute.evacuate(server_id, target_host)
+    request_id = fenced.compute.evacuate(server_id, target_host)
+    # Nova's id of the accepted request: an asynchronous failure is found in its logs by it.
+    assert request_id is not None and request_id.startswith("req-"), request_id
     server = wait_server(
         fenced.compute,
         server_id,

@@ -181,7 +181,17 @@ def test_auto_with_no_room_proceeds_and_nova_has_the_last_word(lab_rig: LabRig) 
     record = recover(lab_rig)
     assert record.plan is not None and len(record.plan["cannot_place"]) == 3
     assert record.status is Status.FAILED
-    assert record.diagnosis is not None and "capacity" in [f["cause"] for f in record.diagnosis["findings"]]
+    # Nova refused asynchronously (conductor: no valid host): its fault and the evacuate
+    # request's id are on each move, and the diagnosis counts them once, as capacity.
+    failed = [m for m in record.vmoves if m.status is MoveStatus.FAILED]
+    assert len(failed) == 3
+    for move in failed:
+        assert move.request_id is not None and move.request_id.startswith("req-")
+        assert "No valid host was found" in move.message and move.request_id in move.message
+    assert record.diagnosis is not None
+    [capacity] = record.diagnosis["findings"]
+    assert capacity["cause"] == "capacity" and "Nova found no valid host" in capacity["message"]
+    assert sorted(capacity["request_ids"]) == sorted(m.request_id for m in failed)
 
 
 @lab("auto", capacity=FULL_NODES)

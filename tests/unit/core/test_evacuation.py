@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -42,6 +43,21 @@ def test_judge_move(prior: str, srv: Server, now: datetime, verdict: MoveVerdict
     judgement = judge_move(move(prior), srv, now, NOW + timedelta(minutes=5))
     assert judgement.verdict is verdict
     assert judgement.message
+
+
+def test_a_failure_names_novas_fault_and_the_evacuate_requests_id() -> None:
+    """Nova's conductor refuses asynchronously: the server's fault says why, and the evacuate
+    call's request id finds it in Nova's logs."""
+    refused = replace(
+        server("node-01", "ERROR"), fault="No valid host was found. There are not enough hosts available."
+    )
+    sent = replace(move(), request_id="req-0a1b")
+    judgement = judge_move(sent, refused, NOW, LATER)
+    assert judgement.verdict is MoveVerdict.FAILED
+    assert judgement.message == (
+        "instance went to ERROR still on node-01: No valid host was found. There are not enough hosts "
+        "available. (request req-0a1b)"
+    )
 
 
 def migration(created: datetime | None = NOW, status: str = "done") -> Migration:

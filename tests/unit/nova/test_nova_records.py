@@ -82,6 +82,15 @@ def test_server_disks_and_lock_reason() -> None:
         {"id": "s2", "image": {"id": "img"}, "os-extended-volumes:volumes_attached": []}
     )
     assert image_backed.disks == DiskFacts(False, 0) and image_backed.locked_reason is None
+    failed = records.server(
+        {
+            "id": "s4",
+            "status": "ERROR",
+            "fault": {"code": 500, "message": "No valid host was found. ", "details": "Traceback"},
+        }
+    )
+    assert failed.fault == "No valid host was found. "  # the message only: details are an admin's traceback
+    assert image_backed.fault is None
     partial = records.server({"id": "s3", "status": "UNKNOWN"})  # a server in a down cell
     assert partial.disks == DiskFacts(None, 0) and partial.project_id is None
 
