@@ -50,6 +50,12 @@ class InputError(LazarusError):
         self.problem = problem
 
 
+class UnknownReference(InputError):
+    """A request names something that does not exist, where the answer is "bad request"
+    rather than "not found" (an unknown pagination marker, a host Nova has no compute service
+    for); ``problem`` is the whole sentence, as Masakari words it."""
+
+
 class NotFound(LazarusError):
     """The named thing does not exist."""
 

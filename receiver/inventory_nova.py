@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from receiver.errors import InputError
+from receiver.errors import UnknownReference
 from receiver.ports import Compute
 from receiver.workflow.retry import retry_transient
 
@@ -25,10 +25,10 @@ def unknown_to_nova(compute: Compute, names: Collection[str]) -> list[str]:
 
 
 def require_compute_hosts(compute: Compute, names: Collection[str], field: str = "name") -> None:
-    """InputError naming `field` when Nova does not know a host; ComputeError when Nova cannot
-    be asked (retryable: nothing was written)."""
+    """UnknownReference naming `field` when Nova does not know a host; ComputeError when Nova
+    cannot be asked (retryable: nothing was written)."""
     unknown = unknown_to_nova(compute, names)
     if unknown:
         # Masakari's words (ComputeNotFoundByName), so its clients' users recognise them.
         services = ", ".join(unknown)
-        raise InputError(field, f"Compute service of {services} could not be found.")
+        raise UnknownReference(field, f"Compute service of {services} could not be found.")

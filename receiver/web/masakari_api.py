@@ -17,7 +17,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, g, jsonify, request
 
 from receiver.bootstrap import Services
-from receiver.errors import ComputeError, ConfigError, InputError, NotFound
+from receiver.errors import ComputeError, ConfigError, InputError, NotFound, UnknownReference
 from receiver.inventory import InventoryConflict
 from receiver.inventory_nova import require_compute_hosts
 from receiver.web import views
@@ -221,6 +221,8 @@ def _no_content() -> Response:
 def _add_error_handlers(api: Blueprint) -> None:
     @api.errorhandler(InputError)
     def bad_request(exc: InputError) -> Response:
+        if isinstance(exc, UnknownReference):
+            return fault(400, exc.problem)  # Masakari's own sentence, as its clients show it
         field = "fencing" + exc.field[3:] if exc.field.startswith("bmc") else exc.field
         return fault(400, f"Invalid input for field/attribute {field}. {exc.problem}")
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from receiver.errors import InputError
+from receiver.errors import InputError, UnknownReference
 from receiver.inventory import RecoveryMethod, SegmentSpec
 
 SERVICE_TYPE = "instance-ha"
@@ -280,7 +280,7 @@ def paginate(
             (i for i, item in enumerate(ordered) if at.marker in (item["uuid"], str(item["id"]))), None
         )
         if position is None:
-            raise _invalid("marker", at.marker, f"Marker {at.marker} could not be found.")
+            raise UnknownReference("marker", f"Marker {at.marker} could not be found.")
         ordered = ordered[position + 1 :]
     return [item for item in ordered if keep(item)][: at.limit]
 

@@ -90,6 +90,7 @@ def test_the_openstack_client_gets_masakaris_400_for_an_unknown_host(
     assert created["name"] == "node-01"
     refused = openstack("segment", "host", "create", "node-1", "COMPUTE", "SSH", "rack-a", ok=False)
     assert "400" in refused and UNKNOWN in refused
+    assert "Invalid input" not in refused  # Masakari's own sentence, nothing around it
     renamed = openstack("segment", "host", "update", "rack-a", created["uuid"], "--name", "node-1", ok=False)
     assert UNKNOWN in renamed
     assert [h.spec.name for h in app_services.inventory.hosts()] == ["node-01"]
