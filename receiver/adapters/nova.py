@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from keystoneauth1 import exceptions as ksa_exc
@@ -31,9 +31,6 @@ from receiver.adapters.nova_http import exchange, request_id
 from receiver.domain.capacity import HypervisorReport
 from receiver.domain.model import Aggregate, ComputeService, Migration, Server, ServerAction
 from receiver.errors import ComputeError, ComputeRejected, ComputeUnavailable, ConfigError, NotFound
-
-if TYPE_CHECKING:
-    import requests
 
 DEFAULT_MICROVERSION = "2.94"
 MIN_MICROVERSION = (2, 59)  # service UUIDs (2.53) and migration uuid/links (2.59)
@@ -183,7 +180,8 @@ class NovaCompute:
     def evacuate(self, server_id: str, target_host: str | None = None) -> str | None:
         args: dict[str, Any] = {} if target_host is None else {"host": target_host}
         where = "to a host of the scheduler's choice" if target_host is None else f"to host {target_host}"
-        response = self._exchange(
+        response = exchange(
+            self._compute,
             "POST",
             f"/servers/{quote(server_id, safe='')}/action",
             json={"evacuate": args},
@@ -342,7 +340,9 @@ class NovaCompute:
         json: dict[str, Any] | None = None,
         microversion: str | None = None,
     ) -> dict[str, Any]:
-        response = self._exchange(method, url, what=what, json=json, microversion=microversion)
+        response = exchange(
+            self._compute, method, url, what=what, json=json, microversion=microversion or self._microversion
+        )
         if not response.content:
             return {}
         try:
@@ -355,17 +355,3 @@ class NovaCompute:
                 request_id=request_id(response),
             ) from exc
         return body if isinstance(body, dict) else {}
-
-    def _exchange(
-        self,
-        method: str,
-        url: str,
-        *,
-        what: str,
-        json: dict[str, Any] | None = None,
-        microversion: str | None = None,
-    ) -> requests.Response:
-        """One request; Nova's answer when it succeeded, else the error it means."""
-        return exchange(
-            self._compute, method, url, what=what, json=json, microversion=microversion or self._microversion
-        )
