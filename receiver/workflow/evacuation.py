@@ -169,6 +169,7 @@ def _retry(
         route=decision.route,
         tried_hosts=tried,
         message=f"{decision.message} after: {move.message}",
+        request_id=None,  # the next attempt's request is another one
     )
     now = ctx.clock.now()
     ctx.update(lambda r: r.with_vmove(retried, now))
